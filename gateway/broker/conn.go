@@ -1,0 +1,53 @@
+package broker
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// connHook enforces max_clients per listener and remembers when each
+// client connected.
+type connHook struct {
+	mqtt.HookBase
+	broker      *Broker
+	connectedAt sync.Map // client id → time.Time
+}
+
+func (h *connHook) ID() string { return "edgegate-connections" }
+
+func (h *connHook) Provides(b byte) bool {
+	return b == mqtt.OnConnect || b == mqtt.OnSessionEstablished || b == mqtt.OnDisconnect
+}
+
+// errListenerFull is returned to mochi for a CONNECT refused by max_clients.
+var errListenerFull = errors.New("listener at max_clients")
+
+// OnConnect refuses a CONNECT beyond its listener's max_clients with a clean
+// CONNACK: "server unavailable" for MQTT 3, "quota exceeded" for MQTT 5.
+func (h *connHook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
+	l, ok := h.broker.listeners[cl.Net.Listener]
+	if !ok || l.active.Load() <= int64(l.cfg.MaxClients) {
+		return nil
+	}
+	h.broker.log.Warn("connection refused: listener full", "listener", l.name, "max_clients", l.cfg.MaxClients, "remote", cl.Net.Remote)
+	code := packets.ErrQuotaExceeded
+	if cl.Properties.ProtocolVersion < 5 {
+		code = packets.ErrServerUnavailable
+	}
+	_ = h.broker.server.SendConnack(cl, code, false, nil)
+	return errListenerFull
+}
+
+func (h *connHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	h.connectedAt.Store(cl.ID, time.Now().UTC())
+}
+
+func (h *connHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	if expire && !cl.IsTakenOver() {
+		h.connectedAt.Delete(cl.ID)
+	}
+}

@@ -1,0 +1,244 @@
+// Package config holds edgegate's settings: their types, the built-in
+// defaults, strict JSON decoding with line:col errors, the layering of
+// defaults ⊕ live store document ⊕ locked image file, and pure validation.
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/edgegate/edgegate/gateway/acl"
+)
+
+// Config is the whole effective configuration of a gateway.
+type Config struct {
+	// Node names this broker in $SYS topics: $SYS/brokers/<node>/...
+	Node      string              `json:"node"`
+	Listeners map[string]Listener `json:"listeners"`
+	API       API                 `json:"api"`
+	MQTT      MQTT                `json:"mqtt"`
+	Auth      Auth                `json:"auth"`
+	ACL       ACL                 `json:"acl"`
+	Sys       Sys                 `json:"sys"`
+	Trace     Trace               `json:"trace"`
+	Log       Log                 `json:"log"`
+}
+
+// Listener types.
+const (
+	ListenerTCP = "tcp" // MQTT over TCP
+	ListenerTLS = "tls" // MQTT over TLS
+	ListenerWS  = "ws"  // MQTT over WebSocket
+	ListenerWSS = "wss" // MQTT over WebSocket over TLS
+)
+
+// Listener is one MQTT network endpoint. Its key in Config.Listeners is its
+// name, which is also the FileDescriptorName it takes under socket activation.
+type Listener struct {
+	Type string `json:"type"`
+	// Bind is host:port; an empty host binds every address.
+	Bind string `json:"bind"`
+	// Path is the HTTP path of a ws/wss listener.
+	Path string `json:"path,omitempty"`
+	// MaxClients bounds the connections this listener holds at once; a
+	// CONNECT over the limit is refused with "server unavailable" (v3) or
+	// "quota exceeded" (v5).
+	MaxClients int          `json:"max_clients"`
+	Disabled   bool         `json:"disabled,omitempty"`
+	TLS        *ListenerTLS `json:"tls,omitempty"`
+}
+
+// IsTLS reports whether the listener terminates TLS.
+func (l Listener) IsTLS() bool { return l.Type == ListenerTLS || l.Type == ListenerWSS }
+
+// IsWebSocket reports whether the listener speaks MQTT over WebSocket.
+func (l Listener) IsWebSocket() bool { return l.Type == ListenerWS || l.Type == ListenerWSS }
+
+// Client-certificate modes of a TLS listener.
+const (
+	ClientAuthNone     = "none"
+	ClientAuthOptional = "optional"
+	ClientAuthRequired = "required"
+)
+
+// ClientCALocal names the local CA as the client-certificate pool.
+const ClientCALocal = "local"
+
+// ListenerTLS configures a TLS listener.
+type ListenerTLS struct {
+	// ClientAuth is none, optional (verify when presented) or required.
+	ClientAuth string `json:"client_auth"`
+	// ClientCA is "local" (the gateway's local CA) or the path of a PEM
+	// bundle of CA certificates whose client certificates are accepted.
+	ClientCA string `json:"client_ca,omitempty"`
+	// Identity maps a verified client certificate to the MQTT identity.
+	Identity Identity `json:"identity"`
+}
+
+// Certificate fields an identity can be taken from.
+const (
+	CertFieldNone = ""    // keep what the client sent
+	CertFieldCN   = "cn"  // subject common name
+	CertFieldDNS  = "dns" // first DNS SAN
+	CertFieldURI  = "uri" // first URI SAN (e.g. a SPIFFE ID)
+	CertFieldDN   = "dn"  // full subject DN, RFC 2253 string
+)
+
+// Identity says which certificate field, if any, replaces the username and
+// the client identifier a client sent.
+type Identity struct {
+	Username string `json:"username,omitempty"`
+	ClientID string `json:"clientid,omitempty"`
+}
+
+// API configures the admin HTTP API (and the HTTP publish endpoint).
+type API struct {
+	Bind string `json:"bind"`
+	// MaxBodyBytes limits request bodies.
+	MaxBodyBytes int64 `json:"max_body_bytes"`
+}
+
+// MQTT holds protocol limits.
+type MQTT struct {
+	// MaxPacketSize is the largest packet accepted, in bytes.
+	MaxPacketSize uint32 `json:"max_packet_size"`
+	// ReceiveMaximum is how many unacknowledged QoS 1/2 messages a client may
+	// send to us at once.
+	ReceiveMaximum uint16 `json:"receive_maximum"`
+	// MaxInflight is how many QoS 1/2 messages we keep unacknowledged
+	// towards one client before queueing the rest.
+	MaxInflight uint16 `json:"max_inflight"`
+	// MaxQueuedMessages and MaxQueuedBytes bound what is kept for one client
+	// (offline or slow); beyond them messages are dropped and counted in
+	// messages/dropped.
+	MaxQueuedMessages int   `json:"max_queued_messages"`
+	MaxQueuedBytes    int64 `json:"max_queued_bytes"`
+	// MaxSessionExpiry caps how long a disconnected persistent session is kept.
+	MaxSessionExpiry Duration `json:"max_session_expiry"`
+	// ClientWriteQueue is the number of packets queued for writing per client.
+	ClientWriteQueue int `json:"client_write_queue"`
+	// RetainAvailable enables retained messages.
+	RetainAvailable bool `json:"retain_available"`
+}
+
+// Links of the authentication chain.
+const (
+	AuthCertificate = "certificate" // a verified client certificate mapped to an identity
+	AuthUsername    = "username"    // username/password users
+	AuthClientID    = "clientid"    // clientid/password entries
+	AuthHTTP        = "http"        // the HTTP backend
+	AuthAnonymous   = "anonymous"   // allow or deny clients no earlier link decided
+)
+
+// Password hash kinds for new users.
+const (
+	HashPBKDF2SHA256 = "pbkdf2-sha256"
+	HashBcrypt       = "bcrypt"
+)
+
+// Auth configures client authentication.
+type Auth struct {
+	// Chain is the order in which links are asked; each answers allow, deny
+	// or ignore (ask the next).
+	Chain          []string `json:"chain"`
+	AllowAnonymous bool     `json:"allow_anonymous"`
+	// PasswordHash is the hash used for passwords set through edgegate.
+	PasswordHash     string `json:"password_hash"`
+	PBKDF2Iterations int    `json:"pbkdf2_iterations"`
+	// FailedLogins limits failed CONNECTs per remote IP.
+	FailedLogins RateLimit `json:"failed_logins"`
+	HTTP         HTTPAuth  `json:"http"`
+}
+
+// RateLimit allows Max events per Window.
+type RateLimit struct {
+	Max    int      `json:"max"`
+	Window Duration `json:"window"`
+}
+
+// Outcomes of the HTTP backend when it fails (timeout or 5xx).
+const (
+	OnErrorIgnore = "ignore"
+	OnErrorDeny   = "deny"
+)
+
+// HTTPAuth is seed 002's emq_auth_http: an HTTP service decides auth, superuser
+// and ACL. A request with an empty URL is not made.
+type HTTPAuth struct {
+	AuthReq  HTTPRequest `json:"auth_req"`
+	SuperReq HTTPRequest `json:"super_req"`
+	ACLReq   HTTPRequest `json:"acl_req"`
+	Timeout  Duration    `json:"timeout"`
+	// OnError is what a timeout or 5xx answer means: ignore or deny.
+	OnError string `json:"on_error"`
+	// CacheTTL keeps answers this long.
+	CacheTTL Duration `json:"cache_ttl"`
+}
+
+// HTTPRequest is one call of the HTTP backend. Params is a comma-separated
+// list of name=value with placeholders %u username, %c clientid, %a address,
+// %P password, %t topic, %A access (1 subscribe, 2 publish).
+type HTTPRequest struct {
+	URL    string `json:"url,omitempty"`
+	Method string `json:"method,omitempty"`
+	Params string `json:"params,omitempty"`
+}
+
+// ACL configures authorization.
+type ACL struct {
+	// NoMatch is allow or deny: the decision when no rule matches.
+	NoMatch string `json:"nomatch"`
+	// Rules are checked in order, first match wins. Absent means
+	// acl.DefaultRules (seed 002's acl.conf).
+	Rules acl.Rules `json:"rules,omitempty"`
+}
+
+// Sys configures $SYS topics, alarms and sysmon warnings.
+type Sys struct {
+	Interval Duration `json:"interval"`
+	// HeapAlarmBytes raises the high_memory alarm when the Go heap exceeds it.
+	HeapAlarmBytes uint64 `json:"heap_alarm_bytes"`
+	// ClientsAlarmPercent raises an alarm when a listener's clients reach
+	// this share of its max_clients.
+	ClientsAlarmPercent int `json:"clients_alarm_percent"`
+	// LongGC warns on a GC pause longer than this.
+	LongGC Duration `json:"long_gc"`
+}
+
+// Trace configures client and topic traces.
+type Trace struct {
+	// MaxBytes caps one trace file; tracing stops when it is reached.
+	MaxBytes int64 `json:"max_bytes"`
+}
+
+// Log configures the process log.
+type Log struct {
+	Level  string `json:"level"`  // debug, info, warn, error
+	Format string `json:"format"` // text or json
+}
+
+// Duration is a time.Duration written in JSON as a Go duration string ("60s").
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string such as "1m30s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"60s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Std returns the duration as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }

@@ -1,0 +1,236 @@
+// Package gateway wires edgegate's parts together: the store, settings,
+// local CA and TLS configs, the MQTT broker with its auth hook, the admin
+// API on TCP and on a local unix socket, and systemd notifications. New
+// builds them, Run runs them until the context ends and stops them in
+// reverse order.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/edgegate/edgegate/certs/ca"
+	"github.com/edgegate/edgegate/certs/tlsconf"
+	"github.com/edgegate/edgegate/gateway/admin"
+	"github.com/edgegate/edgegate/gateway/api"
+	"github.com/edgegate/edgegate/gateway/auth"
+	"github.com/edgegate/edgegate/gateway/broker"
+	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/store"
+	"github.com/edgegate/edgegate/systemd"
+)
+
+// SocketName is the admin socket in the data directory that the CLI uses.
+const SocketName = "edgegate.sock"
+
+// shutdownTimeout bounds a clean stop.
+const shutdownTimeout = 4 * time.Second
+
+// Options are the process-level inputs of a gateway.
+type Options struct {
+	DataDir  string
+	Version  string
+	Logger   *slog.Logger
+	Console  io.Writer // where the start banner is printed
+	Notifier *systemd.Notifier
+}
+
+// Gateway is a configured edgegate, ready to Run.
+type Gateway struct {
+	opts     Options
+	store    *store.Store
+	settings *Settings
+	ca       *ca.Authority
+	tls      *tlsconf.Manager
+	auth     *auth.Hook
+	users    *auth.Users
+	admin    *admin.Credentials
+	broker   *broker.Broker
+	api      *api.API
+	log      *slog.Logger
+}
+
+// New builds every part from the settings; nothing listens yet.
+func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
+	cfg := settings.Effective().Config
+	g := &Gateway{opts: o, store: st, settings: settings, log: o.Logger}
+	settings.apply = g
+
+	var err error
+	if g.ca, err = ca.Open(st.DB(), ca.Options{DeviceName: cfg.Node, Logger: o.Logger.With("component", "ca")}); err != nil {
+		return nil, fmt.Errorf("local CA: %w", err)
+	}
+	g.tls = tlsconf.NewManager()
+	if err := g.loadServerCertificate(); err != nil {
+		return nil, err
+	}
+	if g.users, err = auth.NewUsers(st.DB()); err != nil {
+		return nil, fmt.Errorf("mqtt users: %w", err)
+	}
+	if g.auth, err = auth.New(auth.Options{
+		Users: g.users, Auth: cfg.Auth, ACL: cfg.ACL, Listeners: cfg.Listeners,
+		Logger: o.Logger.With("component", "auth"),
+	}); err != nil {
+		return nil, fmt.Errorf("mqtt auth: %w", err)
+	}
+	if g.admin, err = admin.Open(st.DB(), admin.Options{}); err != nil {
+		return nil, fmt.Errorf("admin credentials: %w", err)
+	}
+	activated, err := systemd.ActivatedListeners()
+	if err != nil {
+		return nil, fmt.Errorf("socket activation: %w", err)
+	}
+	if g.broker, err = broker.New(broker.Options{
+		Config: cfg, DB: st.DB(), TLS: listenerTLS{g}, Auth: g.auth, Activated: activated,
+		TraceDir: filepath.Join(o.DataDir, "traces"), Version: o.Version, Logger: o.Logger,
+	}); err != nil {
+		return nil, err
+	}
+	g.api = api.New(api.Options{
+		Admin: g.admin, Users: g.users, Broker: g.broker, Settings: settings, Stats: g.broker,
+		Traces: g.broker.Tracer(), MaxBodyBytes: cfg.API.MaxBodyBytes, Logger: o.Logger.With("component", "api"),
+	})
+	return g, nil
+}
+
+// serverNames are the names the listener certificate covers.
+func serverNames() []string {
+	names := []string{"localhost", "127.0.0.1", "::1"}
+	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
+		names = append(names, h, h+".local")
+	}
+	return names
+}
+
+func (g *Gateway) loadServerCertificate() error {
+	cert, err := g.ca.LoadOrIssueServer(serverNames())
+	if err != nil {
+		return fmt.Errorf("listener certificate: %w", err)
+	}
+	g.tls.SetCertificate(cert)
+	g.tls.SetClientCAs(config.ClientCALocal, g.ca.Pool())
+	return nil
+}
+
+// listenerTLS gives each TLS listener its config from certs/tlsconf, with
+// its client-CA pool: the local CA or a PEM file of its own.
+type listenerTLS struct{ g *Gateway }
+
+func (t listenerTLS) ListenerConfig(name string, l config.Listener) (*tls.Config, error) {
+	opts := tlsconf.ServerOptions{ClientAuth: tlsconf.None}
+	if l.TLS != nil {
+		mode, err := tlsconf.ParseClientAuth(l.TLS.ClientAuth)
+		if err != nil {
+			return nil, err
+		}
+		opts.ClientAuth = mode
+		opts.ClientCAs = l.TLS.ClientCA
+		if l.TLS.ClientCA != "" && l.TLS.ClientCA != config.ClientCALocal {
+			pem, err := os.ReadFile(l.TLS.ClientCA)
+			if err != nil {
+				return nil, fmt.Errorf("client CA file: %w", err)
+			}
+			pool, err := tlsconf.LoadPoolPEM(pem)
+			if err != nil {
+				return nil, fmt.Errorf("client CA file %s: %w", l.TLS.ClientCA, err)
+			}
+			t.g.tls.SetClientCAs(l.TLS.ClientCA, pool)
+		}
+	}
+	if l.IsWebSocket() {
+		opts.NextProtos = []string{"http/1.1"}
+	}
+	return t.g.tls.ServerConfig(opts), nil
+}
+
+// Run starts the broker and the admin servers, reports readiness, and
+// blocks until ctx ends; then it stops everything in reverse order.
+func (g *Gateway) Run(ctx context.Context) error {
+	if err := g.broker.Start(ctx); err != nil {
+		return err
+	}
+	cfg := g.settings.Effective().Config
+	apiLn, err := net.Listen("tcp", cfg.API.Bind)
+	if err != nil {
+		_ = g.broker.Close()
+		return fmt.Errorf("admin API on %s: %w", cfg.API.Bind, err)
+	}
+	sockLn, err := listenUnix(filepath.Join(g.opts.DataDir, SocketName))
+	if err != nil {
+		_ = apiLn.Close()
+		_ = g.broker.Close()
+		return err
+	}
+	apiSrv := api.NewServer(g.api.Handler())
+	sockSrv := api.NewServer(g.api.LocalHandler())
+	var wg sync.WaitGroup
+	serve := func(srv *http.Server, ln net.Listener) {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.log.Error("admin server stopped", "address", ln.Addr().String(), "error", err)
+		}
+	}
+	wg.Add(2)
+	go serve(apiSrv, apiLn)
+	go serve(sockSrv, sockLn)
+
+	if err := g.printBanner(apiLn.Addr().String()); err != nil {
+		g.log.Warn("print start banner", "error", err)
+	}
+	notify := g.opts.Notifier
+	_ = notify.Ready()
+	_ = notify.Status(fmt.Sprintf("serving %d listeners", len(g.broker.Listeners())))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		notify.RunWatchdog(ctx)
+	}()
+
+	<-ctx.Done()
+	g.log.Info("stopping")
+	_ = notify.Stopping()
+	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	_ = apiSrv.Shutdown(stopCtx)
+	_ = sockSrv.Shutdown(stopCtx)
+	brokerErr := g.broker.Close()
+	wg.Wait()
+	return brokerErr
+}
+
+// listenUnix opens the admin socket with owner-only permissions, replacing
+// a stale socket file left by a crash (the store's lock proves no other
+// edgegate runs on this data directory).
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale admin socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("admin socket permissions: %w", err)
+	}
+	return ln, nil
+}
+
+// applySettings applies a saved settings change to the running parts.
+func (g *Gateway) applySettings(old, next config.Config) error {
+	var errs []error
+	if err := g.auth.SetRules(next.ACL); err != nil {
+		errs = append(errs, fmt.Errorf("acl: %w", err))
+	}
+	g.auth.SetAuth(next.Auth)
+	return errors.Join(errs...)
+}
