@@ -189,7 +189,7 @@ func (a *Authority) create(device string) error {
 	}
 	a.root, a.rootKey = root, rootKey
 	a.intermediate, a.intermediateKey = inter, interKey
-	a.log.Info("ca: created local CA",
+	a.log.Info("created local CA",
 		"root_subject", root.Subject.CommonName,
 		"root_fingerprint", fingerprint(root.Raw),
 		"root_not_after", root.NotAfter,
@@ -225,7 +225,7 @@ func (a *Authority) replaceIntermediate(device string) error {
 	if old != nil {
 		attrs = append(attrs, "previous_serial", serialHex(old), "previous_not_after", old.NotAfter)
 	}
-	a.log.Info("ca: issued intermediate", attrs...)
+	a.log.Info("issued intermediate", attrs...)
 	return nil
 }
 

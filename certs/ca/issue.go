@@ -71,7 +71,7 @@ func (a *Authority) issueServer(names []string, validity time.Duration) (*x509.C
 	if err != nil {
 		return nil, nil, fmt.Errorf("ca: issue server certificate for %q: %w", names, err)
 	}
-	a.log.Info("ca: issued server certificate",
+	a.log.Info("issued server certificate",
 		"names", sans.all, "serial", serialHex(leaf), "not_after", leaf.NotAfter)
 	return leaf, key, nil
 }
@@ -106,7 +106,7 @@ func (a *Authority) IssueClient(req ClientRequest) (certPEM, keyPEM []byte, err 
 	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})
 	certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.intermediate.Raw})...)
 	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	a.log.Info("ca: issued client certificate",
+	a.log.Info("issued client certificate",
 		"subject", leaf.Subject.String(), "serial", serialHex(leaf), "not_after", leaf.NotAfter)
 	return certPEM, keyPEM, nil
 }
@@ -138,7 +138,7 @@ func (a *Authority) LoadOrIssueServer(names []string) (*tls.Certificate, error) 
 	var reason string
 	switch {
 	case errors.Is(err, ErrCorrupt):
-		a.log.Warn("ca: stored server certificate is unusable, issuing a new one", "err", err)
+		a.log.Warn("stored server certificate is unusable, issuing a new one", "error", err)
 		reason = "corrupt"
 	case err != nil:
 		return nil, fmt.Errorf("ca: load server certificate: %w", err)
@@ -165,7 +165,7 @@ func (a *Authority) LoadOrIssueServer(names []string) (*tls.Certificate, error) 
 	if err != nil {
 		return nil, fmt.Errorf("ca: store server certificate: %w", err)
 	}
-	a.log.Info("ca: stored server certificate", "reason", reason, "serial", serialHex(leaf))
+	a.log.Info("stored server certificate", "reason", reason, "serial", serialHex(leaf))
 	return a.tlsCertificate(leaf, key), nil
 }
 

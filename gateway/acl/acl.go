@@ -12,12 +12,31 @@
 // t literally, which is how a rule can single out the subscription "#".
 //
 // For a SUBSCRIBE the requested "topic" is the client's filter, and its
-// wildcards are matched as plain text: rule "#" matches the subscription "#",
-// and rule "a/+" matches "a/#" (as in EMQ). Shared subscriptions are checked
-// by their inner filter.
+// wildcards are matched as plain text, as in EMQ: rule "#" matches the
+// subscription "#", and rule "a/+" matches "a/#". The flip side is that a
+// rule compares filter text, not the topics a filter can receive: deny
+// "secret/#" does not match the subscription "+/#". Shared subscriptions
+// "$share/<name>/<filter>" are checked by their inner filter.
 //
 // Rules come from acl.conf text (ParseConf, FormatConf) or from the admin
-// API's JSON (Rule.MarshalJSON, Rule.UnmarshalJSON). The package does no I/O.
+// API's JSON. The package does no I/O.
+//
+// # JSON
+//
+// A rule in the admin API:
+//
+//	{"permission": "deny", "who": {"user": "bob"}, "access": "subscribe", "topics": ["$SYS/#", {"eq": "#"}]}
+//	{"permission": "allow", "who": {"ipaddr": "10.0.0.0/8"}, "access": "pubsub", "topics": ["sensors/%c/#"]}
+//	{"permission": "allow", "who": "all"}
+//
+// "who" is the string "all" or an object with exactly one of "user",
+// "clientid" or "ipaddr" (an address or a CIDR network). A topic is a filter
+// string or {"eq": "topic"}. "access" and "topics" come together; a rule with
+// neither applies to every access on every topic, including the "$" topics
+// that "#" does not match: it is acl.conf's short form {allow, all}. and
+// Rule.AllTopics. Decoding is strict: unknown, duplicate or null fields,
+// wrong types and invalid values are errors that name the field, and a
+// decoded rule is always valid. A rule list is a JSON array.
 package acl
 
 import (
@@ -185,7 +204,7 @@ func parseIPAddr(s string) (Who, error) {
 func (w Who) validate() error {
 	switch w.Kind {
 	case WhoAll:
-		if w.Name != "" || w.Prefix.IsValid() {
+		if w.Name != "" || w.Prefix != (netip.Prefix{}) {
 			return errors.New("who all has a name or address set")
 		}
 	case WhoUser, WhoClientID:
@@ -194,7 +213,7 @@ func (w Who) validate() error {
 			what = "clientid"
 		}
 		switch {
-		case w.Prefix.IsValid():
+		case w.Prefix != (netip.Prefix{}):
 			return fmt.Errorf("who %s has an address set", what)
 		case w.Name == "":
 			return fmt.Errorf("%s is empty", what)
@@ -211,9 +230,9 @@ func (w Who) validate() error {
 		case !p.IsValid():
 			return errors.New("ipaddr is not a valid address or network")
 		case p.Addr().Zone() != "":
-			return fmt.Errorf("ipaddr %s: an IPv6 zone is not allowed", p)
+			return fmt.Errorf("ipaddr %s: an IPv6 zone is not allowed", formatPrefix(p))
 		case p.Addr().Is4In6():
-			return fmt.Errorf("ipaddr %s is IPv4-mapped IPv6; write the IPv4 form", p)
+			return fmt.Errorf("ipaddr %s is IPv4-mapped IPv6; write the IPv4 form", formatPrefix(p))
 		case p != p.Masked():
 			return fmt.Errorf("ipaddr %s has host bits set; the network is %s", p, p.Masked())
 		}

@@ -102,7 +102,7 @@ var placeholderCases = []matchCase{
 	{"%u with $ below the first level", pub("$x", "c1", remote, "u/$x"), 1, Allow},
 	{"%u first level with $ refused, %c still checked", pub("$u", "c1", remote, "$u/c1"), -1, 0},
 	{"two placeholders", pub("u1", "c1", remote, "u1/c1"), 1, Allow},
-	{"two placeholders swapped", pub("u1", "c1", remote, "c1/u1"), -1, 0},
+	{"second placeholder must match too", pub("u1", "c1", remote, "u1/u1"), -1, 0},
 	{"placeholder is not a wildcard", sub("u1", "c1", remote, "+/c1"), -1, 0},
 }
 
@@ -227,6 +227,9 @@ func TestValidate(t *testing.T) {
 		{"user with NUL", with(func(r *Rule) { r.Who = User("a\x00") }), "NUL"},
 		{"user not UTF-8", with(func(r *Rule) { r.Who = User("\xff") }), "not valid UTF-8"},
 		{"user with prefix", with(func(r *Rule) { r.Who = Who{Kind: WhoUser, Name: "a", Prefix: netip.MustParsePrefix("1.2.3.4/32")} }), "has an address"},
+		{"user with invalid prefix", with(func(r *Rule) {
+			r.Who = Who{Kind: WhoUser, Name: "a", Prefix: netip.PrefixFrom(netip.MustParseAddr("1.2.3.4"), 99)}
+		}), "has an address"},
 		{"ipaddr zero", with(func(r *Rule) { r.Who = IPAddr(netip.Prefix{}) }), "not a valid address"},
 		{"ipaddr host bits", with(func(r *Rule) { r.Who = IPAddr(netip.MustParsePrefix("10.1.2.3/8")) }), "host bits set; the network is 10.0.0.0/8"},
 		{"ipaddr mapped", with(func(r *Rule) { r.Who = IPAddr(netip.MustParsePrefix("::ffff:10.0.0.1/128")) }), "IPv4-mapped"},

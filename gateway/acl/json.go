@@ -8,20 +8,6 @@ import (
 	"io"
 )
 
-// The admin API's JSON form of a rule:
-//
-//	{"permission": "deny", "who": {"user": "bob"}, "access": "subscribe", "topics": ["$SYS/#", {"eq": "#"}]}
-//	{"permission": "allow", "who": {"ipaddr": "10.0.0.0/8"}, "access": "pubsub", "topics": ["sensors/%c/#"]}
-//	{"permission": "allow", "who": "all"}
-//
-// "who" is the string "all" or an object with exactly one of "user",
-// "clientid" or "ipaddr" (an address or a CIDR network). A topic is a filter
-// string or {"eq": "topic"}. "access" and "topics" come together; a rule with
-// neither applies to every access on every topic, including "$" topics that
-// "#" does not match (acl.conf's {allow, all}., Rule.AllTopics). Decoding is
-// strict: unknown, duplicate or null fields, wrong types and invalid values
-// are errors naming the field, and a decoded rule is always valid.
-
 // MarshalJSON encodes r in the admin API form; it fails if r is not valid.
 func (r Rule) MarshalJSON() ([]byte, error) {
 	if err := r.validate(); err != nil {
@@ -289,7 +275,7 @@ func decodeObject(data []byte, what string, field func(key string, raw json.RawM
 		}
 		key, _ := tok.(string)
 		if seen[key] {
-			return fmt.Errorf("%s: duplicate field %s", what, quote(key))
+			return fmt.Errorf("duplicate field %s", quote(key))
 		}
 		seen[key] = true
 		var raw json.RawMessage

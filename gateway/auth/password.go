@@ -350,11 +350,14 @@ func parseStoredHash(s string) (*storedHash, error) {
 	return h, nil
 }
 
+// bcryptAlphabet is bcrypt's base64 alphabet.
+const bcryptAlphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
 // parseBcrypt checks a bcrypt hash, including a cost verification can
 // afford.
 func parseBcrypt(s string) (*storedHash, error) {
 	cost, err := bcrypt.Cost([]byte(s))
-	if err != nil || len(s) != 60 {
+	if err != nil || len(s) != 60 || s[6] != '$' || strings.Trim(s[7:], bcryptAlphabet) != "" {
 		return nil, fmt.Errorf("%w: not a bcrypt hash", ErrInvalidHash)
 	}
 	if cost > maxBcryptCost {

@@ -175,7 +175,7 @@ func (s *Users) Delete(username string) error {
 func (s *Users) List() ([]User, error) {
 	var us []User
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return list(tx.Bucket(bucketUsers), &us)
+		return listAll(tx.Bucket(bucketUsers), &us)
 	})
 	return us, err
 }
@@ -236,7 +236,7 @@ func (s *Users) DeleteClientID(id string) error {
 func (s *Users) ListClientIDs() ([]ClientIDEntry, error) {
 	var es []ClientIDEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return list(tx.Bucket(bucketClientIDs), &es)
+		return listAll(tx.Bucket(bucketClientIDs), &es)
 	})
 	return es, err
 }
@@ -276,8 +276,8 @@ func del(b *bolt.Bucket, key string, notFound error) error {
 	return nil
 }
 
-// list decodes every value of b into *out, in key order.
-func list[T any](b *bolt.Bucket, out *[]T) error {
+// listAll decodes every value of b into *out, in key order.
+func listAll[T any](b *bolt.Bucket, out *[]T) error {
 	return b.ForEach(func(k, data []byte) error {
 		var v T
 		if err := json.Unmarshal(data, &v); err != nil {

@@ -6,6 +6,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/acl"
@@ -27,10 +28,10 @@ type Config struct {
 
 // Listener types.
 const (
-	ListenerTCP = "tcp" // MQTT over TCP
-	ListenerTLS = "tls" // MQTT over TLS
-	ListenerWS  = "ws"  // MQTT over WebSocket
-	ListenerWSS = "wss" // MQTT over WebSocket over TLS
+	TypeTCP = "tcp" // MQTT over TCP
+	TypeTLS = "tls" // MQTT over TLS
+	TypeWS  = "ws"  // MQTT over WebSocket
+	TypeWSS = "wss" // MQTT over WebSocket over TLS
 )
 
 // Listener is one MQTT network endpoint. Its key in Config.Listeners is its
@@ -50,10 +51,10 @@ type Listener struct {
 }
 
 // IsTLS reports whether the listener terminates TLS.
-func (l Listener) IsTLS() bool { return l.Type == ListenerTLS || l.Type == ListenerWSS }
+func (l Listener) IsTLS() bool { return l.Type == TypeTLS || l.Type == TypeWSS }
 
 // IsWebSocket reports whether the listener speaks MQTT over WebSocket.
-func (l Listener) IsWebSocket() bool { return l.Type == ListenerWS || l.Type == ListenerWSS }
+func (l Listener) IsWebSocket() bool { return l.Type == TypeWS || l.Type == TypeWSS }
 
 // Client-certificate modes of a TLS listener.
 const (
@@ -230,11 +231,12 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration must be a string such as \"60s\"")
+		// The decoder fills in the field path of an UnmarshalTypeError.
+		return &json.UnmarshalTypeError{Value: "non-string", Type: reflect.TypeFor[Duration]()}
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("invalid duration %q", s)
+		return &json.UnmarshalTypeError{Value: fmt.Sprintf("string %q", s), Type: reflect.TypeFor[Duration]()}
 	}
 	*d = Duration(v)
 	return nil

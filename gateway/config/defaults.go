@@ -8,11 +8,11 @@ func Defaults() Config {
 	return Config{
 		Node: "edgegate",
 		Listeners: map[string]Listener{
-			"tcp": {Type: ListenerTCP, Bind: ":1883", MaxClients: 10000},
-			"tls": {Type: ListenerTLS, Bind: ":8883", MaxClients: 10000,
+			"tcp": {Type: TypeTCP, Bind: ":1883", MaxClients: 10000},
+			"tls": {Type: TypeTLS, Bind: ":8883", MaxClients: 10000,
 				TLS: &ListenerTLS{ClientAuth: ClientAuthOptional, ClientCA: ClientCALocal}},
-			"ws": {Type: ListenerWS, Bind: ":8083", Path: "/mqtt", MaxClients: 1000},
-			"wss": {Type: ListenerWSS, Bind: ":8084", Path: "/mqtt", MaxClients: 1000,
+			"ws": {Type: TypeWS, Bind: ":8083", Path: "/mqtt", MaxClients: 1000},
+			"wss": {Type: TypeWSS, Bind: ":8084", Path: "/mqtt", MaxClients: 1000,
 				TLS: &ListenerTLS{ClientAuth: ClientAuthNone, ClientCA: ClientCALocal}},
 		},
 		API: API{Bind: ":8080", MaxBodyBytes: 1 << 20},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"sort"
 	"strings"
 )
@@ -231,7 +232,18 @@ func locate(src []byte, err error) error {
 		if field == "" {
 			field = "value"
 		}
-		return fmt.Errorf("%s: %s: expected %s, got JSON %s", position(src, typ.Offset), field, typ.Type, typ.Value)
+		offset := typ.Offset
+		if offset == 0 {
+			// Errors from a type's own UnmarshalJSON carry no offset; point
+			// at the key instead.
+			key := field[strings.LastIndex(field, ".")+1:]
+			offset = int64(bytes.Index(src, []byte(`"`+key+`"`)) + 1)
+		}
+		want := typ.Type.String()
+		if typ.Type == reflect.TypeFor[Duration]() {
+			want = `a duration string such as "60s"`
+		}
+		return fmt.Errorf("%s: %s: expected %s, got %s", position(src, offset), field, want, typ.Value)
 	case errors.As(err, &trail):
 		return fmt.Errorf("%s: %s", position(src, trail.offset), trail.Error())
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):

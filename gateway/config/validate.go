@@ -38,7 +38,7 @@ func (c Config) Validate() error {
 		v.add("acl.nomatch", "must be allow or deny")
 	}
 	if err := c.ACL.Rules.Validate(); err != nil {
-		v.add("acl.rules", err.Error())
+		v.add("acl.rules", "%v", err)
 	}
 	v.atLeast("sys.interval", c.Sys.Interval, time.Second)
 	if c.Sys.ClientsAlarmPercent < 1 || c.Sys.ClientsAlarmPercent > 100 {
@@ -110,7 +110,7 @@ func (v *validator) listeners(ls map[string]Listener) {
 			v.add(p, "name must be 1-32 lower-case letters, digits, '-' or '_'")
 		}
 		switch l.Type {
-		case ListenerTCP, ListenerTLS, ListenerWS, ListenerWSS:
+		case TypeTCP, TypeTLS, TypeWS, TypeWSS:
 		default:
 			v.add(p+".type", "must be tcp, tls, ws or wss, not %q", l.Type)
 		}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencies keeps what DESIGN.md "One store" and "Static binary"
+// forbid out of the binary: mochi's storage back-ends (badger, pebble,
+// redis, its bolt hook) and its config package. It lists the static build's
+// packages (CGO_ENABLED=0), which is what ships.
+func TestDependencies(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	forbidden := []string{
+		"github.com/dgraph-io/badger",
+		"github.com/cockroachdb/pebble",
+		"github.com/redis/",
+		"github.com/go-redis/",
+		"github.com/mochi-mqtt/server/v2/hooks/storage/",
+		"github.com/mochi-mqtt/server/v2/config",
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 50 {
+		t.Fatalf("go list -deps listed only %d packages; is the test running in the right directory?", len(deps))
+	}
+	for _, dep := range deps {
+		for _, f := range forbidden {
+			if strings.HasPrefix(dep, f) {
+				t.Errorf("edgegate depends on %s", dep)
+			}
+		}
+	}
+}

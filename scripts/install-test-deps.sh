@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs the real peers the test suites talk to: mosquitto (the reference
+# broker for benchmarks and interop) and mosquitto_pub/mosquitto_sub (MQTT
+# clients for the e2e tests). Idempotent and silent when everything is present.
+#
+# The tests start their own mosquitto on a free port; the one the Debian package
+# starts as a system service would hold :1883, so it is stopped and disabled.
+set -euo pipefail
+
+packages=(mosquitto mosquitto-clients)
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		echo "install-test-deps: need root (or sudo) to run: $*" >&2
+		exit 1
+	fi
+}
+
+missing=()
+for pkg in "${packages[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+	if [ "$status" != "install ok installed" ]; then
+		missing+=("$pkg")
+	fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "install-test-deps: installing ${missing[*]}" >&2
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null
+fi
+
+# Stop the packaged broker if it runs. Under systemd (the check sd_booted(3)
+# uses) disable the unit; without it, the package's init script started a
+# daemon that records its pid: kill only that process, and only if it really is
+# mosquitto.
+if [ -d /run/systemd/system ]; then
+	if systemctl --quiet is-enabled mosquitto 2>/dev/null || systemctl --quiet is-active mosquitto 2>/dev/null; then
+		echo "install-test-deps: disabling the system mosquitto service" >&2
+		as_root systemctl disable --now --quiet mosquitto
+	fi
+else
+	pidfile=/run/mosquitto/mosquitto.pid
+	pid=$(cat "$pidfile" 2>/dev/null || true)
+	# Alive: neither gone nor a zombie left unreaped (pid 1 in a container may not reap).
+	running() { [ -e "/proc/$pid" ] && ! grep -q '^[^)]*) Z' "/proc/$pid/stat" 2>/dev/null; }
+	if [[ "$pid" =~ ^[0-9]+$ ]] && running && [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = mosquitto ]; then
+		echo "install-test-deps: stopping the system mosquitto (pid $pid)" >&2
+		as_root kill -TERM "$pid"
+		for _ in $(seq 50); do
+			running || break
+			sleep 0.1
+		done
+		if running; then
+			echo "install-test-deps: mosquitto (pid $pid) did not exit" >&2
+			exit 1
+		fi
+	fi
+fi
