@@ -7,6 +7,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
 
@@ -31,6 +33,10 @@ import (
 
 // SocketName is the admin socket in the data directory that the CLI uses.
 const SocketName = "edgegate.sock"
+
+// CAFileName is the local CA's certificate (PEM) in the data directory,
+// for clients to trust.
+const CAFileName = "ca.pem"
 
 // shutdownTimeout bounds a clean stop.
 const shutdownTimeout = 4 * time.Second
@@ -68,6 +74,9 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 	var err error
 	if g.ca, err = ca.Open(st.DB(), ca.Options{DeviceName: cfg.Node, Logger: o.Logger.With("component", "ca")}); err != nil {
 		return nil, fmt.Errorf("local CA: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(o.DataDir, CAFileName), g.ca.TrustBundlePEM(), 0o644); err != nil {
+		return nil, fmt.Errorf("write CA certificate: %w", err)
 	}
 	g.tls = tlsconf.NewManager()
 	if err := g.loadServerCertificate(); err != nil {
@@ -232,5 +241,55 @@ func (g *Gateway) applySettings(old, next config.Config) error {
 		errs = append(errs, fmt.Errorf("acl: %w", err))
 	}
 	g.auth.SetAuth(next.Auth)
+	if !reflect.DeepEqual(old.Listeners, next.Listeners) {
+		if err := g.broker.ApplyListeners(next.Listeners, listenerTLS{g}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if restart := restartOnly(old, next); len(restart) > 0 {
+		g.log.Warn("saved settings take effect at the next start", "settings", restart)
+	}
 	return errors.Join(errs...)
+}
+
+// writeFileAtomic replaces path with data so readers never see half a file.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// restartOnly names the changed settings that apply only at the next start.
+func restartOnly(old, next config.Config) []string {
+	var out []string
+	if old.Node != next.Node {
+		out = append(out, "node")
+	}
+	if old.API != next.API {
+		out = append(out, "api")
+	}
+	if old.MQTT != next.MQTT {
+		out = append(out, "mqtt")
+	}
+	if old.Sys != next.Sys {
+		out = append(out, "sys")
+	}
+	if old.Trace != next.Trace {
+		out = append(out, "trace")
+	}
+	return out
 }

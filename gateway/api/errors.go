@@ -157,7 +157,8 @@ func jsonError(body []byte, err error, offset int64) error {
 	msg := strings.TrimPrefix(err.Error(), "json: ")
 	switch {
 	case errors.As(err, &syn):
-		offset = syn.Offset
+		// Offset counts the offending byte; point at it.
+		offset = syn.Offset - 1
 	case errors.As(err, &typ):
 		offset = typ.Offset
 		field := typ.Field

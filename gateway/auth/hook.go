@@ -349,19 +349,20 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 			return ok
 		}
 	}
-	ok, why, cacheable := h.decide(s, st, topic, write)
+	ok, rule, why, cacheable := h.decide(s, st, topic, write)
 	if known && cacheable {
 		st.store(s.gen, k, ok)
 	}
 	if !ok {
-		h.log.Debug("acl denied", "client", st.clientID, "username", st.username, "topic", topic, "publish", write, "by", why)
+		h.log.Debug("acl denied", "client", st.clientID, "username", st.username, "topic", topic, "publish", write, "by", why, "rule", rule)
 	}
 	return ok
 }
 
-// decide runs the ACL. cacheable is false for an HTTP answer, which has its
+// decide runs the ACL. rule is the index of the deciding rule, or -1; why
+// names what decided. cacheable is false for an HTTP answer, which has its
 // own cache and TTL.
-func (h *Hook) decide(s *settings, st *clientState, topic string, write bool) (ok bool, why string, cacheable bool) {
+func (h *Hook) decide(s *settings, st *clientState, topic string, write bool) (ok bool, rule int, why string, cacheable bool) {
 	access := acl.Subscribe
 	if write {
 		access = acl.Publish
@@ -373,14 +374,14 @@ func (h *Hook) decide(s *settings, st *clientState, topic string, write bool) (o
 		Access:   access,
 		Topic:    topic,
 	}); matched {
-		return perm == acl.Allow, fmt.Sprintf("rule %d", i), true
+		return perm == acl.Allow, i, "rule", true
 	}
 	inner := topic
 	if !write {
 		_, inner, _ = acl.SplitShared(topic)
 	}
 	if strings.HasPrefix(inner, "$SYS") && !st.addr.Unmap().IsLoopback() {
-		return false, "$SYS is local only", true
+		return false, -1, "$SYS is local only", true
 	}
 	if s.http != nil && s.http.acl != nil {
 		v := paramVars{username: st.username, clientID: st.clientID, topic: inner, access: accessSubscribe}
@@ -392,12 +393,12 @@ func (h *Hook) decide(s *settings, st *clientState, topic string, write bool) (o
 		}
 		switch s.http.ask(h.ctx, s.http.acl, v) {
 		case allow:
-			return true, "http acl_req", false
+			return true, -1, "http acl_req", false
 		case deny:
-			return false, "http acl_req", false
+			return false, -1, "http acl_req", false
 		}
 	}
-	return s.nomatchAllow, "nomatch", true
+	return s.nomatchAllow, -1, "nomatch", true
 }
 
 func (st *clientState) cached(gen uint64, k decisionKey) (ok, found bool) {

@@ -21,27 +21,7 @@ import (
 	"github.com/edgegate/edgegate/gateway/config"
 )
 
-// Stored password hashes are self-describing strings ("$"-separated, so a
-// value never needs quoting in JSON, a CSV export or a shell):
-//
-//	<digest>$<saltpos>$<salthex>$<hex>   digest md5, sha1, sha256, sha512;
-//	                                     saltpos none (salthex empty),
-//	                                     prefix (H(salt+password)) or
-//	                                     suffix (H(password+salt))
-//	pbkdf2-<mac>$<iter>$<saltb64>$<b64>  mac sha1, sha256, sha512; base64 is
-//	                                     standard, unpadded; dkLen = len(b64)
-//	$2a$<cost>$…, $2b$…, $2y$…           bcrypt, as produced by any bcrypt
-//
-// for example
-//
-//	sha256$none$$efa1f375d76194fa51a3556a97e641e61685f914d446979da50a551a4333ffd7
-//	sha256$prefix$73616c74$…
-//	pbkdf2-sha256$100000$gk3H4n0T1TgXJXyJm1nM1A$…
-//
-// The digest kinds exist only to carry hashes imported from EMQ databases
-// (password_hash = md5 | sha | sha256 | sha512, with "salt <kind>" or
-// "<kind> salt"); new passwords get pbkdf2-sha256 or bcrypt. A plain-text
-// password is never stored: importing one hashes it.
+// The stored hash format is described in the package documentation.
 
 // DefaultPBKDF2Iterations is the PBKDF2 work factor NewHash uses when given
 // none, and the one ImportHash uses to hash an imported plain password.
@@ -401,14 +381,4 @@ func (h *storedHash) verify(password string) bool {
 		sum = d.Sum(nil)
 	}
 	return subtle.ConstantTimeCompare(sum, h.sum) == 1
-}
-
-// hashKind returns the kind of a stored hash ("pbkdf2-sha256", "bcrypt",
-// "sha256", …), or "" when it is not a valid stored hash.
-func hashKind(stored string) string {
-	h, err := parseStoredHash(stored)
-	if err != nil {
-		return ""
-	}
-	return h.kind
 }

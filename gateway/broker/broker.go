@@ -53,6 +53,7 @@ type Options struct {
 type Broker struct {
 	server    *mqtt.Server
 	cfg       config.Config
+	mu        sync.RWMutex // guards listeners and order against ApplyListeners
 	listeners map[string]*listener
 	order     []string // listener names, sorted
 	conns     *connHook
@@ -215,6 +216,8 @@ func (b *Broker) Close() error {
 
 // Listeners returns each listener's bound address and load.
 func (b *Broker) Listeners() []ListenerStatus {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
 	out := make([]ListenerStatus, 0, len(b.order))
 	for _, name := range b.order {
 		l := b.listeners[name]
@@ -231,6 +234,8 @@ func (b *Broker) Listeners() []ListenerStatus {
 }
 
 func (b *Broker) listenerLoads() map[string]sys.ListenerLoad {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
 	out := make(map[string]sys.ListenerLoad, len(b.listeners))
 	for name, l := range b.listeners {
 		out[name] = sys.ListenerLoad{Clients: int(l.active.Load()), MaxClients: l.cfg.MaxClients}

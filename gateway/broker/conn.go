@@ -29,7 +29,9 @@ var errListenerFull = errors.New("listener at max_clients")
 // OnConnect refuses a CONNECT beyond its listener's max_clients with a clean
 // CONNACK: "server unavailable" for MQTT 3, "quota exceeded" for MQTT 5.
 func (h *connHook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
+	h.broker.mu.RLock()
 	l, ok := h.broker.listeners[cl.Net.Listener]
+	h.broker.mu.RUnlock()
 	if !ok || l.active.Load() <= int64(l.cfg.MaxClients) {
 		return nil
 	}

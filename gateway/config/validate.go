@@ -73,9 +73,9 @@ func (v *validator) positive(path string, n int64) {
 	}
 }
 
-func (v *validator) atLeast(path string, d Duration, min time.Duration) {
-	if d.Std() < min {
-		v.add(path, "must be at least %s", min)
+func (v *validator) atLeast(path string, d Duration, least time.Duration) {
+	if d.Std() < least {
+		v.add(path, "must be at least %s", least)
 	}
 }
 

@@ -90,6 +90,7 @@ var packetTypeNames = [16]string{
 func (h *Hook) Snapshot() Stats {
 	now := h.now()
 	info := h.srv.Info
+	topics, retained := h.topicsAndRetained()
 	s := Stats{
 		Node:          h.node,
 		Version:       h.version,
@@ -99,7 +100,7 @@ func (h *Hook) Snapshot() Stats {
 		Clients:       gauge(&h.clientsMax, atomic.LoadInt64(&info.ClientsConnected)),
 		Sessions:      gauge(&h.sessionsMax, h.sessionCount()),
 		Subscriptions: gauge(&h.subsMax, atomic.LoadInt64(&info.Subscriptions)),
-		Topics:        gauge(&h.topicsMax, h.topicCount()),
+		Topics:        gauge(&h.topicsMax, topics),
 		Bytes:         Traffic{Received: h.bytesIn.Load(), Sent: h.bytesOut.Load()},
 		Packets: PacketStats{
 			ReceivedByType: make(map[string]uint64, 15),
@@ -110,7 +111,7 @@ func (h *Hook) Snapshot() Stats {
 			Sent:     h.packetsOut[packets.Publish].Load(),
 			Dropped: uint64(max(0, atomic.LoadInt64(&info.MessagesDropped))) +
 				uint64(max(0, atomic.LoadInt64(&info.InflightDropped))) + h.dropped.Load(),
-			Retained: int64(h.srv.Topics.Retained.Len()),
+			Retained: retained,
 			Stored:   max(0, atomic.LoadInt64(&info.Inflight)),
 		},
 		Alarms:  h.ActiveAlarms(),

@@ -19,7 +19,8 @@
 //     messages published in-process (the HTTP publish API) — but not the
 //     $SYS messages this package publishes. messages/sent counts PUBLISH
 //     packets written to clients.
-//   - messages/retained is the number of retained messages held now,
+//   - messages/retained is the number of retained messages held now (those
+//     on $SYS topics left out),
 //     messages/stored the QoS 1/2 messages kept in sessions awaiting
 //     acknowledgement (mochi's Info.Inflight), messages/dropped the messages
 //     dropped for slow or full sessions (mochi's MessagesDropped and
@@ -190,10 +191,13 @@ func (h *Hook) OnPacketRead(_ *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	return pk, nil
 }
 
-// OnPacketSent counts a packet written to a client.
-func (h *Hook) OnPacketSent(_ *mqtt.Client, pk packets.Packet, b []byte) {
+// OnPacketSent counts a packet written to a client. The size comes from
+// the packet's fixed header, which mochi's encoder fills in: the byte slice
+// mochi passes is empty when it wrote the packet straight to the
+// connection (bytes.Buffer.WriteTo drains it).
+func (h *Hook) OnPacketSent(_ *mqtt.Client, pk packets.Packet, _ []byte) {
 	h.packetsOut[pk.FixedHeader.Type&0x0f].Add(1)
-	h.bytesOut.Add(uint64(len(b)))
+	h.bytesOut.Add(wireSize(pk.FixedHeader.Remaining))
 }
 
 // OnPublished counts a message accepted for routing, except the $SYS
@@ -358,10 +362,12 @@ func (h *Hook) sessionCount() int64 {
 	return n
 }
 
-// topicCount counts the distinct topics holding a retained message or a
-// client subscription. It copies mochi's maps, so it is for ticks and
-// snapshots, not the hot path.
-func (h *Hook) topicCount() int64 {
+// topicsAndRetained counts the distinct topics holding a retained message
+// or a client subscription, and the retained messages. Retained messages on
+// $SYS topics are left out of both: they are broker internals (mochi
+// retains its own $SYS/broker/... set when it starts). It copies mochi's
+// maps, so it is for ticks and snapshots, not the hot path.
+func (h *Hook) topicsAndRetained() (topics, retained int64) {
 	seen := map[string]struct{}{}
 	for _, cl := range h.srv.Clients.GetAll() {
 		if cl.Net.Inline {
@@ -372,9 +378,13 @@ func (h *Hook) topicCount() int64 {
 		}
 	}
 	for topic := range h.srv.Topics.Retained.GetAll() {
+		if strings.HasPrefix(topic, sysPrefix) {
+			continue
+		}
 		seen[topic] = struct{}{}
+		retained++
 	}
-	return int64(len(seen))
+	return int64(len(seen)), retained
 }
 
 // innerFilter strips the "$share/<group>/" of a shared subscription.

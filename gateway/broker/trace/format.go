@@ -36,6 +36,7 @@ func appendPacket(b []byte, pk packets.Packet) []byte {
 		b = append(b, "RESERVED"...)
 	}
 	b = append(b, typeNames[t]...)
+	v5 := pk.ProtocolVersion == 5
 	switch t {
 	case packets.Connect:
 		b = appendInt(b, " proto=", int(pk.ProtocolVersion))
@@ -51,14 +52,12 @@ func appendPacket(b []byte, pk packets.Packet) []byte {
 		b = appendBool(b, " session=", pk.SessionPresent)
 	case packets.Publish:
 		b = appendInt(b, " id=", int(pk.PacketID))
-		b = appendMessage(b, pk)
-		b = appendBool(b, " dup=", pk.FixedHeader.Dup)
-		if pk.Properties.TopicAliasFlag {
-			b = appendInt(b, " alias=", int(pk.Properties.TopicAlias))
-		}
+		b = appendMessage(b, pk, true)
 	case packets.Puback, packets.Pubrec, packets.Pubrel, packets.Pubcomp:
 		b = appendInt(b, " id=", int(pk.PacketID))
-		b = appendInt(b, " code=", int(pk.ReasonCode))
+		if v5 {
+			b = appendInt(b, " code=", int(pk.ReasonCode))
+		}
 	case packets.Subscribe, packets.Unsubscribe:
 		b = appendInt(b, " id=", int(pk.PacketID))
 		for _, f := range pk.Filters {
@@ -70,7 +69,7 @@ func appendPacket(b []byte, pk packets.Packet) []byte {
 		}
 	case packets.Suback, packets.Unsuback:
 		b = appendInt(b, " id=", int(pk.PacketID))
-		if len(pk.ReasonCodes) > 0 {
+		if len(pk.ReasonCodes) > 0 && (v5 || t == packets.Suback) {
 			b = append(b, " codes="...)
 			for i, c := range pk.ReasonCodes {
 				if i > 0 {
@@ -80,17 +79,26 @@ func appendPacket(b []byte, pk packets.Packet) []byte {
 			}
 		}
 	case packets.Disconnect, packets.Auth:
-		b = appendInt(b, " code=", int(pk.ReasonCode))
+		if v5 {
+			b = appendInt(b, " code=", int(pk.ReasonCode))
+		}
 	}
 	return b
 }
 
-// appendMessage appends topic, qos, retain, size and payload preview.
-func appendMessage(b []byte, pk packets.Packet) []byte {
+// appendMessage appends the fields of a message: topic, qos, retain, dup
+// (client traces only), alias (when used), size and the payload preview.
+func appendMessage(b []byte, pk packets.Packet, withDup bool) []byte {
 	b = append(b, " topic="...)
 	b = strconv.AppendQuote(b, pk.TopicName)
 	b = appendInt(b, " qos=", int(pk.FixedHeader.Qos))
 	b = appendBool(b, " retain=", pk.FixedHeader.Retain)
+	if withDup {
+		b = appendBool(b, " dup=", pk.FixedHeader.Dup)
+	}
+	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 {
+		b = appendInt(b, " alias=", int(pk.Properties.TopicAlias))
+	}
 	b = appendInt(b, " size=", len(pk.Payload))
 	b = append(b, " payload="...)
 	return appendPreview(b, pk.Payload)

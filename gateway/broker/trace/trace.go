@@ -23,20 +23,25 @@
 //	<time> trace stopped: write error             when the file could not be written
 //
 // Client traces: <dir> is RECV (client to broker) or SENT (broker to
-// client), followed by the packet type and its fields:
+// client), followed by the packet type and its fields. Reason codes that
+// only MQTT 5 carries (code= of acks, DISCONNECT and AUTH, codes= of
+// UNSUBACK) are written for MQTT 5 clients only.
 //
 //	RECV CONNECT proto=4 clean=true keepalive=60 username="u" will=false
 //	SENT CONNACK code=0 session=false
 //	RECV PUBLISH id=1 topic="a/b" qos=1 retain=false dup=false size=5 payload="hello"
-//	SENT PUBACK id=1 code=0                 (PUBREC, PUBREL, PUBCOMP alike)
+//	SENT PUBACK id=1                        (PUBREC, PUBREL, PUBCOMP alike; MQTT 5: id=1 code=0)
 //	RECV SUBSCRIBE id=2 filter="a/#" qos=1 filter="b" qos=0
 //	SENT SUBACK id=2 codes=1,0
 //	RECV UNSUBSCRIBE id=3 filter="a/#"
-//	SENT UNSUBACK id=3 codes=0              (codes= left out for MQTT 3)
-//	RECV PINGREQ                            SENT PINGRESP
-//	RECV DISCONNECT code=0                  RECV AUTH code=24
+//	SENT UNSUBACK id=3                      (MQTT 5: id=3 codes=0)
+//	RECV PINGREQ
+//	SENT PINGRESP
+//	RECV DISCONNECT                         (MQTT 5: DISCONNECT code=0)
+//	RECV AUTH code=24                       (MQTT 5 only)
 //
-// An outbound PUBLISH that uses a topic alias also has alias=<n>.
+// username= is left out when the CONNECT has no user name. A PUBLISH that
+// uses a topic alias also has alias=<n> before size=.
 //
 // Topic traces: one line per message accepted for routing whose topic
 // matches the filter (wills included), with the publishing client id:
@@ -515,7 +520,7 @@ func (tr *trace) message(what, from string, pk packets.Packet) {
 		b = append(b, what...)
 		b = append(b, " from="...)
 		b = strconv.AppendQuote(b, from)
-		b = appendMessage(b, pk)
+		b = appendMessage(b, pk, false)
 		running = tr.writeLocked(append(b, '\n'))
 	}
 	tr.mu.Unlock()
