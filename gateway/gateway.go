@@ -240,8 +240,11 @@ func (g *Gateway) applySettings(old, next config.Config) error {
 	if err := g.auth.SetRules(next.ACL); err != nil {
 		errs = append(errs, fmt.Errorf("acl: %w", err))
 	}
-	g.auth.SetAuth(next.Auth)
+	if err := g.auth.SetAuth(next.Auth); err != nil {
+		errs = append(errs, fmt.Errorf("auth: %w", err))
+	}
 	if !reflect.DeepEqual(old.Listeners, next.Listeners) {
+		g.auth.SetListeners(next.Listeners)
 		if err := g.broker.ApplyListeners(next.Listeners, listenerTLS{g}); err != nil {
 			errs = append(errs, err)
 		}

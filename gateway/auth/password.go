@@ -142,7 +142,8 @@ func NewHash(kind, password string, iterations int) (string, error) {
 //     sha256 or sha512): hash is the hex (or base64) derived key.
 //   - "bcrypt": hash is the $2a$/$2b$/$2y$ value; salt, when given, must be
 //     its first 29 characters (EMQ keeps it in a separate column).
-//   - "": hash is already in the stored format (an edgegate export).
+//   - "" or "pbkdf2-<mac>": hash is already in the stored format (an
+//     edgegate export, or a hash made by NewHash elsewhere).
 //
 // salt is the salt column's value as it is (its bytes are hashed, it is not
 // decoded).
@@ -162,10 +163,13 @@ func ImportHash(kind, hash, salt, saltPos string) (string, error) {
 		return "", fmt.Errorf("%w: salt longer than %d bytes", ErrInvalidHash, maxSaltLen)
 	}
 	switch {
-	case kind == "":
+	case kind == "" || strings.HasPrefix(kind, "pbkdf2-"):
 		h, err := parseStoredHash(hash)
 		if err != nil {
 			return "", err
+		}
+		if kind != "" && h.kind != kind {
+			return "", fmt.Errorf("%w: %s hash given as %s", ErrInvalidHash, h.kind, kind)
 		}
 		return h.String(), nil
 	case kind == "plain":

@@ -74,6 +74,8 @@ func importCases(t testing.TB) []struct {
 		{"bcrypt vector", "bcrypt", bcryptUU, "", "", "U*U"},
 		{"bcrypt with EMQ salt column", "bcrypt", bcryptUU, bcryptUU[:29], "", "U*U"},
 		{"bcrypt 2b", "bcrypt", "$2b$" + bcryptUU[4:], "", "", "U*U"},
+		{"edgegate pbkdf2", "pbkdf2-sha256", "pbkdf2-sha256$1$c2FsdA$Eg+2z/z4syxD5yJSVsT4N6hlSMkszDVICAWYfLcL4Xs", "", "", "password"},
+		{"edgegate export", "", "md5$prefix$73616c74$c91e85973ceee05f005996584f067a72", "", "", "public"},
 	}
 }
 
@@ -202,6 +204,7 @@ func TestImportHashErrors(t *testing.T) {
 		{"pbkdf2 salt position", "pbkdf2,sha256,1000", sum, "salt", "prefix", ErrInvalidHash},
 		{"stored garbage", "", "sha256$none$$zz", "", "", ErrInvalidHash},
 		{"stored unknown", "", "rot13$none$$00", "", "", ErrUnknownHashKind},
+		{"stored kind mismatch", "pbkdf2-sha512", "pbkdf2-sha256$1$c2FsdA$Eg+2z/z4syxD5yJSVsT4N6hlSMkszDVICAWYfLcL4Xs", "", "", ErrInvalidHash},
 		{"long salt", "sha256", sum, strings.Repeat("s", 2000), "prefix", ErrInvalidHash},
 	} {
 		if got, err := ImportHash(c.kind, c.hash, c.salt, c.pos); !errors.Is(err, c.want) {

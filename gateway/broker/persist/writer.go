@@ -34,9 +34,9 @@ type op struct {
 // batch is the set of ops one transaction commits.
 type batch struct {
 	ops    []op
-	done   chan struct{}  // closed once the commit was attempted
-	err    error          // the commit failed: no op of the batch was stored
-	failed map[int]error  // ops that failed on their own (the rest committed)
+	done   chan struct{} // closed once the commit was attempted
+	err    error         // the commit failed: no op of the batch was stored
+	failed map[int]error // ops that failed on their own (the rest committed)
 }
 
 func newBatch() *batch { return &batch{done: make(chan struct{})} }
@@ -162,6 +162,12 @@ func (w *writer) sync() error {
 	b, _ := w.submit()
 	<-b.done
 	return b.err
+}
+
+func (w *writer) isStopped() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stopped
 }
 
 // stop commits what is queued and ends the goroutine. Writes submitted

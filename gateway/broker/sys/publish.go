@@ -27,8 +27,9 @@ func (h *Hook) PublishNow() error {
 	now := h.now()
 	heap := h.heapBytes()
 	gcPause := h.gcPause()
-	changes := h.evaluateAlarms(now, heap, h.listeners())
-	s := h.Snapshot()
+	loads := h.listeners()
+	changes := h.evaluateAlarms(now, heap, loads)
+	s := h.snapshot(now, heap, loads)
 
 	var errs []error
 	pub := func(topic, payload string) {

@@ -88,7 +88,11 @@ var packetTypeNames = [16]string{
 // Snapshot samples every figure now. It copies mochi's client and retained
 // maps to count topics, so it costs O(sessions + subscriptions + retained).
 func (h *Hook) Snapshot() Stats {
-	now := h.now()
+	return h.snapshot(h.now(), h.heapBytes(), h.listeners())
+}
+
+// snapshot builds Stats from figures the caller already sampled.
+func (h *Hook) snapshot(now time.Time, heap uint64, loads map[string]ListenerLoad) Stats {
 	info := h.srv.Info
 	topics, retained := h.topicsAndRetained()
 	s := Stats{
@@ -115,7 +119,7 @@ func (h *Hook) Snapshot() Stats {
 			Stored:   max(0, atomic.LoadInt64(&info.Inflight)),
 		},
 		Alarms:  h.ActiveAlarms(),
-		Runtime: RuntimeStats{HeapBytes: h.heapBytes(), Goroutines: runtime.NumGoroutine()},
+		Runtime: RuntimeStats{HeapBytes: heap, Goroutines: runtime.NumGoroutine()},
 	}
 	for t := packets.Connect; t <= packets.Auth; t++ {
 		in, out := h.packetsIn[t].Load(), h.packetsOut[t].Load()
@@ -124,7 +128,7 @@ func (h *Hook) Snapshot() Stats {
 		s.Packets.Received += in
 		s.Packets.Sent += out
 	}
-	for name, l := range h.listeners() {
+	for name, l := range loads {
 		s.Listeners = append(s.Listeners, ListenerStats{Name: name, Clients: l.Clients, MaxClients: l.MaxClients})
 	}
 	slices.SortFunc(s.Listeners, func(a, b ListenerStats) int { return strings.Compare(a.Name, b.Name) })

@@ -67,6 +67,7 @@ func quietRuntime(o Options) Options {
 }
 
 func TestPublishNowTopics(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t)
 	clk := newClock()
 	h := New(quietRuntime(Options{
@@ -144,6 +145,7 @@ func TestPublishNowTopics(t *testing.T) {
 // every counter exactly: packets by type, bytes both ways, messages, and the
 // gauges in the middle of it.
 func TestCountersScriptedExchange(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t)
 	h := New(quietRuntime(Options{Server: srv, Node: "n"}))
 	pr := newProbe()
@@ -292,6 +294,7 @@ func TestCountersScriptedExchange(t *testing.T) {
 // TestClientPresence checks the connected and disconnected events and
 // their reasons.
 func TestClientPresence(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t)
 	clk := newClock()
 	h := New(quietRuntime(Options{Server: srv, Node: "n", Now: clk.Now}))
@@ -396,6 +399,7 @@ func TestClientPresence(t *testing.T) {
 }
 
 func TestDisconnectReason(t *testing.T) {
+	t.Parallel()
 	timeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
 	closed := fmt.Errorf("read: %w", net.ErrClosed)
 	for _, tc := range []struct {
@@ -443,6 +447,7 @@ func (f *fakeRuntime) listenerLimits() map[string]ListenerLoad {
 }
 
 func TestAlarmsAndSysmon(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t)
 	clk := newClock()
 	f := &fakeRuntime{}
@@ -554,6 +559,7 @@ func TestAlarmsAndSysmon(t *testing.T) {
 // TestRunTicks runs Run in a synctest bubble: it publishes at once, then
 // every interval, and returns when its context ends.
 func TestRunTicks(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv := newServer(t)
 		h := New(quietRuntime(Options{
@@ -589,6 +595,7 @@ func TestRunTicks(t *testing.T) {
 }
 
 func TestFormatUptime(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		d    time.Duration
 		want string
@@ -612,6 +619,7 @@ func TestFormatUptime(t *testing.T) {
 }
 
 func TestWireSize(t *testing.T) {
+	t.Parallel()
 	for _, rem := range []int{0, 1, 127, 128, 16383, 16384, 2097151, 2097152, 268435455} {
 		fh := packets.FixedHeader{Type: packets.Publish, Remaining: rem}
 		var buf bytes.Buffer
@@ -697,6 +705,7 @@ func parsePrometheus(t *testing.T, text string) map[string]float64 {
 }
 
 func TestWritePrometheus(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t)
 	f := &fakeRuntime{}
 	f.heap.Store(2000)
@@ -759,6 +768,7 @@ func TestWritePrometheus(t *testing.T) {
 }
 
 func TestSnapshotJSON(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t)
 	h := New(quietRuntime(Options{Server: srv, Node: "n", Version: "v"}))
 	b, err := json.Marshal(h.Snapshot())

@@ -289,15 +289,13 @@ func (t *Tracer) create(file string) (*os.File, error) {
 // "trace stopped" line. It returns ErrNotFound if there is none.
 func (t *Tracer) StopTrace(kind Kind, target string) error {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	tr, ok := t.running(kind)[target]
-	if ok {
-		t.removeLocked(tr)
-	}
-	t.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%s %q: %w", kind, target, ErrNotFound)
 	}
-	tr.stop(ReasonStopped)
+	tr.stop(ReasonStopped) // before it shows in the stopped list
+	t.removeLocked(tr)
 	return nil
 }
 
@@ -305,6 +303,7 @@ func (t *Tracer) StopTrace(kind Kind, target string) error {
 // running trace.
 func (t *Tracer) Stop() error {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	var all []*trace
 	for _, m := range []map[string]*trace{t.clients, t.topics} {
 		for _, tr := range m {
@@ -312,11 +311,8 @@ func (t *Tracer) Stop() error {
 		}
 	}
 	for _, tr := range all {
-		t.removeLocked(tr)
-	}
-	t.mu.Unlock()
-	for _, tr := range all {
 		tr.stop(ReasonStopped)
+		t.removeLocked(tr)
 	}
 	return nil
 }
@@ -547,7 +543,8 @@ func (tr *trace) writeLocked(b []byte) bool {
 	return true
 }
 
-// stop ends a trace that is no longer in the running set.
+// stop ends a trace. The lock order is Tracer.mu, then trace.mu: the hot
+// path never holds both.
 func (tr *trace) stop(reason string) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()

@@ -78,6 +78,7 @@ func publish(qos byte, id uint16, retain bool, topic, payload string) packets.Pa
 }
 
 func TestClientAndTopicTraces(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t)
 	tr := newTracer(t, 1<<20)
 	pr := newProbe()
@@ -201,6 +202,7 @@ func TestClientAndTopicTraces(t *testing.T) {
 }
 
 func TestSizeLimit(t *testing.T) {
+	t.Parallel()
 	srv := newServer(t)
 	const limit = 400
 	tr := newTracer(t, limit)
@@ -249,6 +251,7 @@ func TestSizeLimit(t *testing.T) {
 }
 
 func TestMaxBytesTooSmallForAnything(t *testing.T) {
+	t.Parallel()
 	tr := newTracer(t, 10)
 	info, err := tr.Start(Client, "c", "tiny")
 	if err != nil {
@@ -260,6 +263,7 @@ func TestMaxBytesTooSmallForAnything(t *testing.T) {
 }
 
 func TestStartErrors(t *testing.T) {
+	t.Parallel()
 	tr := newTracer(t, 1<<20)
 	for _, name := range []string{"", ".", "..", "../x", "a/b", `a\b`, ".hidden", "a b", "ü", "x\x00", strings.Repeat("a", 129)} {
 		if _, err := tr.Start(Client, "c1", name); !errors.Is(err, ErrBadName) {
@@ -323,6 +327,7 @@ func TestStartErrors(t *testing.T) {
 // TestSymlinkEscape: a symlink planted in the trace dir cannot send a
 // trace's writes elsewhere.
 func TestSymlinkEscape(t *testing.T) {
+	t.Parallel()
 	tr := newTracer(t, 1<<20)
 	outside := filepath.Join(t.TempDir(), "outside.log")
 	if err := os.MkdirAll(tr.dir, 0o750); err != nil {
@@ -340,6 +345,7 @@ func TestSymlinkEscape(t *testing.T) {
 }
 
 func TestListKeepsFewStopped(t *testing.T) {
+	t.Parallel()
 	tr := newTracer(t, 1<<20)
 	for i := range keptStopped + 5 {
 		name := "t" + strings.Repeat("x", i)
@@ -370,6 +376,7 @@ func TestIdleHotPath(t *testing.T) {
 }
 
 func TestPreview(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"", `""`},
 		{"hi\tthere", `"hi\tthere"`},
@@ -399,4 +406,52 @@ func FuzzFileName(f *testing.F) {
 			t.Errorf("name %q maps to unsafe file %q", name, file)
 		}
 	})
+}
+
+// TestConcurrentUse races publishers against Start, StopTrace, List and the
+// size limit; run with -race.
+func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	tr := newTracer(t, 4096)
+	addHooks(t, srv, tr)
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for w := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 500 {
+				if err := srv.Publish("c/"+strings.Repeat("x", w), []byte("payload"), false, 0); err != nil {
+					errs <- err
+					return
+				}
+				if i%50 == 0 {
+					_ = tr.List()
+				}
+			}
+		}()
+	}
+	for i := range 20 {
+		if _, err := tr.Start(Topic, "c/#", "conc"); err != nil && !errors.Is(err, ErrExists) {
+			t.Error(err)
+		}
+		if i%2 == 1 {
+			if err := tr.StopTrace(Topic, "c/#"); err != nil && !errors.Is(err, ErrNotFound) {
+				t.Error(err)
+			}
+		}
+	}
+	for range 4 {
+		<-done
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	_ = tr.Stop()
+	for _, info := range tr.List() {
+		if info.StopReason == "" || info.Bytes > 4096 {
+			t.Errorf("after Stop: %+v", info)
+		}
+	}
 }
