@@ -547,8 +547,8 @@ func TestLoadPoolPEM(t *testing.T) {
 			t.Errorf("%s: %v", tt.name, err)
 			continue
 		}
-		//lint:ignore SA1019 Subjects is fine for a pool we built ourselves.
-		if got := len(pool.Subjects()); got != tt.wantSubj {
+		if got := len(pool.Subjects()); got != tt.wantSubj { //nolint:staticcheck // SA1019 concerns system pools; this one is ours
+
 			t.Errorf("%s: pool holds %d certificates, want %d", tt.name, got, tt.wantSubj)
 		}
 	}

@@ -303,10 +303,10 @@ func (l *lexer) lexEscape(b *strings.Builder) error {
 		return l.errorf(line, col, "escape: %q is not a hexadecimal number", digits)
 	}
 	n, err := strconv.ParseUint(digits, base, 32)
-	if err != nil || !utf8.ValidRune(rune(n)) {
+	if err != nil || n > unicode.MaxRune || !utf8.ValidRune(rune(n)) { //nolint:gosec // n ≤ MaxRune is checked first
 		return l.errorf(line, col, "escape: %s is not a Unicode code point", digits)
 	}
-	b.WriteRune(rune(n))
+	b.WriteRune(rune(n)) //nolint:gosec // bounded by the check above
 	return nil
 }
 

@@ -198,11 +198,11 @@ func checkMQTTString(what, s string) error {
 // quote quotes s for an error message, cut short so that a 64 KiB topic
 // does not end up in a log line.
 func quote(s string) string {
-	const max = 64
-	if len(s) <= max {
+	const limit = 64
+	if len(s) <= limit {
 		return strconv.Quote(s)
 	}
-	n := max
+	n := limit
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}

@@ -217,8 +217,10 @@ func TestSetAdminPassword(t *testing.T) {
 	if c.CheckAdmin(goodPassword) {
 		t.Fatal("old password still accepted (stale cache?)")
 	}
-	if !c.CheckAdmin(next) || !c.CheckAdmin(next) {
-		t.Fatal("new password not accepted")
+	for range 2 { // the second check is served from the cache
+		if !c.CheckAdmin(next) {
+			t.Fatal("new password not accepted")
+		}
 	}
 }
 

@@ -278,8 +278,10 @@ func TestHTTPCache(t *testing.T) {
 	if n := srv.hits.Load(); n != 1 {
 		t.Errorf("3 identical logins made %d calls, want 1", n)
 	}
-	if ask("bad", "pw1") != deny || ask("bad", "pw1") != deny {
-		t.Fatal("bad not denied")
+	for range 2 { // the second answer comes from the cache
+		if ask("bad", "pw1") != deny {
+			t.Fatal("bad not denied")
+		}
 	}
 	if n := srv.hits.Load(); n != 2 {
 		t.Errorf("denials: %d calls, want 2", n)

@@ -1,10 +1,10 @@
 package auth
 
 import (
-	"crypto/md5"
+	"crypto/md5" //nolint:gosec // verifying legacy EMQ password hashes users bring along, never for new ones
 	"crypto/pbkdf2"
 	"crypto/rand"
-	"crypto/sha1"
+	"crypto/sha1" //nolint:gosec // verifying legacy EMQ password hashes users bring along, never for new ones
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"

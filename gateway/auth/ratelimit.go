@@ -33,15 +33,15 @@ type failWindow struct {
 	failures int
 }
 
-func newFailureLimiter(now func() time.Time, max int, window time.Duration) *failureLimiter {
-	return &failureLimiter{now: now, max: max, window: window, limit: maxLimiterEntries, byKey: map[netip.Addr]*list.Element{}}
+func newFailureLimiter(now func() time.Time, maxFailures int, window time.Duration) *failureLimiter {
+	return &failureLimiter{now: now, max: maxFailures, window: window, limit: maxLimiterEntries, byKey: map[netip.Addr]*list.Element{}}
 }
 
 // set changes the limit; counts already taken are kept.
-func (l *failureLimiter) set(max int, window time.Duration) {
+func (l *failureLimiter) set(maxFailures int, window time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.max, l.window = max, window
+	l.max, l.window = maxFailures, window
 }
 
 // limiterKey groups addresses: an IPv6 client usually controls a whole /64,

@@ -197,7 +197,9 @@ func (b *Broker) closeBound() {
 func (b *Broker) dropMochiSysTopics() {
 	for topic := range b.server.Topics.Retained.GetAll() {
 		if strings.HasPrefix(topic, mqtt.SysPrefix+"/broker/") {
-			b.server.Topics.Retained.Delete(topic)
+			// An empty retained payload removes the message and prunes the
+			// topic tree node.
+			b.server.Topics.RetainMessage(packets.Packet{TopicName: topic})
 		}
 	}
 }

@@ -26,9 +26,16 @@ func (h *connHook) Provides(b byte) bool {
 // errListenerFull is returned to mochi for a CONNECT refused by max_clients.
 var errListenerFull = errors.New("listener at max_clients")
 
-// OnConnect refuses a CONNECT beyond its listener's max_clients with a clean
-// CONNACK: "server unavailable" for MQTT 3, "quota exceeded" for MQTT 5.
+// OnConnect refuses the inline client's id, and a CONNECT beyond its
+// listener's max_clients with a clean CONNACK: "server unavailable" for
+// MQTT 3, "quota exceeded" for MQTT 5.
 func (h *connHook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
+	if cl.ID == mqtt.InlineClientId {
+		// The id is the broker's own inline client; taking it over would
+		// cut the broker's publishing.
+		_ = h.broker.server.SendConnack(cl, packets.ErrClientIdentifierNotValid, false, nil)
+		return packets.ErrClientIdentifierNotValid
+	}
 	h.broker.mu.RLock()
 	l, ok := h.broker.listeners[cl.Net.Listener]
 	h.broker.mu.RUnlock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -134,4 +135,21 @@ func msgLine(retain bool, qos byte, topic, payload string) string {
 		r = "1"
 	}
 	return r + " " + string('0'+qos) + " " + topic + " " + payload
+}
+
+// haveMosquitto reports whether mosquitto_pub and mosquitto_sub are
+// installed. Missing ones fail the test under CI=true; otherwise the test
+// logs it and runs only its Go half.
+func haveMosquitto(t testing.TB) bool {
+	t.Helper()
+	for _, tool := range []string{"mosquitto_pub", "mosquitto_sub"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if strings.EqualFold(os.Getenv("CI"), "true") {
+				t.Fatalf("%s not found (%v); run scripts/install-test-deps.sh — required under CI=true", tool, err)
+			}
+			t.Logf("%s not found: skipping the mosquitto half of this test (run scripts/install-test-deps.sh)", tool)
+			return false
+		}
+	}
+	return true
 }

@@ -194,3 +194,15 @@ func fingerprint(der []byte) string {
 	}
 	return strings.Join(parts, ":")
 }
+
+// x509PoolOf is a pool holding one DER certificate.
+func x509PoolOf(t testing.TB, der []byte) *x509.CertPool {
+	t.Helper()
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := x509.NewCertPool()
+	p.AddCert(c)
+	return p
+}

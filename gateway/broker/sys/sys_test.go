@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -784,5 +785,22 @@ func TestSnapshotJSON(t *testing.T) {
 		if _, ok := v[key]; !ok {
 			t.Errorf("stats JSON has no %q: %s", key, b)
 		}
+	}
+}
+
+// TestDefaultRuntimeReaders: the runtime/metrics readers used when no fakes
+// are given find their metrics.
+func TestDefaultRuntimeReaders(t *testing.T) {
+	t.Parallel()
+	if heap := readHeapBytes(); heap == 0 {
+		t.Error("heap reads 0 bytes")
+	}
+	r := newGCPauseReader()
+	if len(r.prev) == 0 {
+		t.Fatalf("%s is not a histogram", gcPauseMetric)
+	}
+	runtime.GC()
+	if d := r.maxSince(); d < 0 || d > time.Minute {
+		t.Errorf("longest GC pause since the last read: %s", d)
 	}
 }

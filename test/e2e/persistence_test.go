@@ -1,0 +1,151 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"testing"
+	"time"
+)
+
+// waitDisconnected waits until the broker shows clientID's session as
+// disconnected (so later publishes are queued for it, not written to a
+// closing connection).
+func waitDisconnected(ctx context.Context, t *testing.T, d *daemon, clientID string) {
+	t.Helper()
+	waitUntil(ctx, t, clientID+" to be disconnected", func() bool {
+		status, body := d.apiRaw("GET", "/api/v1/clients/"+url.PathEscape(clientID), "", nil, true)
+		if status != http.StatusOK {
+			t.Fatalf("GET /api/v1/clients/%s: status %d: %s (the persistent session must be listed)", clientID, status, body)
+		}
+		var ci clientInfo
+		if err := jsonUnmarshal(body, &ci); err != nil {
+			t.Fatal(err)
+		}
+		return !ci.Connected
+	})
+}
+
+// TestPersistenceAcrossRestart proves that retained messages and persistent
+// sessions (with QoS 1 and 2 messages queued while their client was away)
+// survive a clean stop (SIGTERM, exit 0) and a crash (SIGKILL): every
+// message the broker acknowledged is delivered after the restart, to an
+// MQTT 3.1.1 clean-session=false client (mosquitto_sub -c) and to an
+// MQTT 5 client with a session expiry interval (Go), and retained messages
+// go to a new subscriber with the retain flag.
+func TestPersistenceAcrossRestart(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"clean stop", "kill -9"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			ctx := testContext(t, 120*time.Second)
+			d := startDaemon(t, obj{"auth": obj{"allow_anonymous": true}})
+			d.setupAdmin()
+			mosq := haveMosquitto(t)
+			tcp := func() dialer { return tcpDialer(d.addr("tcp"), "") } // ports change on restart
+
+			// Persistent subscribers, then away.
+			if mosq {
+				r := runMosquitto(ctx, t, "mosquitto_sub", append(mosqTCP(d, "tcp"),
+					"-V", "mqttv311", "-c", "-i", "persist-mq", "-q", "1", "-t", "persist/mq/#", "-E", "-d")...)
+				if r.code != 0 || !containsLine(r.stdout, "Subscribed (mid: 1): 1") {
+					t.Fatalf("mosquitto_sub -c -E: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+				}
+				waitDisconnected(ctx, t, d, "persist-mq")
+			}
+			goSub := mustConnectGo(ctx, t, tcp(), connOpts{clientID: "persist-go", sessionExpiry: 3600})
+			goSub.mustSubscribe(ctx, 1, "persist/go/#")
+			goSub.mustSubscribe(ctx, 2, "persist/go2/#")
+			goSub.close()
+			waitDisconnected(ctx, t, d, "persist-go")
+
+			// Acknowledged publishes while they are away, and retained ones.
+			pub := mustConnectGo(ctx, t, tcp(), connOpts{clientID: "persist-pub"})
+			var wantGo []string
+			for i := 1; i <= 3; i++ {
+				topic, payload := fmt.Sprintf("persist/go/%d", i), fmt.Sprintf("queued-%d", i)
+				pub.mustPublish(ctx, topic, 1, false, payload)
+				wantGo = append(wantGo, msgLine(false, 1, topic, payload))
+			}
+			pub.mustPublish(ctx, "persist/go2/x", 2, false, "queued-qos2")
+			wantGo = append(wantGo, msgLine(false, 2, "persist/go2/x", "queued-qos2"))
+			pub.mustPublish(ctx, "retained/go", 1, true, "keep-go")
+			var wantMq []string
+			wantRetained := []string{msgLine(true, 1, "retained/go", "keep-go")}
+			if mosq {
+				for i := 1; i <= 3; i++ {
+					topic, payload := fmt.Sprintf("persist/mq/%d", i), fmt.Sprintf("mq-queued-%d", i)
+					mosqPub(ctx, t, append(mosqTCP(d, "tcp"), "-q", "1", "-t", topic, "-m", payload)...)
+					wantMq = append(wantMq, msgLine(false, 1, topic, payload))
+				}
+				mosqPub(ctx, t, append(mosqTCP(d, "tcp"), "-q", "1", "-r", "-t", "retained/mq", "-m", "keep-mq")...)
+				wantRetained = append(wantRetained, msgLine(true, 1, "retained/mq", "keep-mq"))
+			}
+			pub.close()
+
+			if how == "kill -9" {
+				d.kill()
+				d.start()
+			} else {
+				d.restart()
+			}
+
+			if mosq {
+				ms := startMosqSub(ctx, t, append(mosqTCP(d, "tcp"),
+					"-V", "mqttv311", "-c", "-i", "persist-mq", "-q", "1", "-t", "persist/mq/#", "-C", "3", "-W", "20")...)
+				if got := ms.wait(ctx); !slices.Equal(got, wantMq) {
+					t.Errorf("after %s, mosquitto_sub -c got %q, want %q\nstderr: %s", how, got, wantMq, ms.stderr.String())
+				}
+			}
+
+			back, err := connectGo(ctx, t, tcp(), connOpts{clientID: "persist-go", keepSession: true, sessionExpiry: 3600})
+			if err != nil {
+				t.Fatalf("reconnect persist-go: %v", err)
+			}
+			if !back.connack.SessionPresent {
+				t.Errorf("after %s, CONNACK session present = false for persist-go, want true", how)
+			}
+			var gotGo []string
+			for range wantGo {
+				m, err := back.next(ctx)
+				if err != nil {
+					t.Fatalf("after %s, persist-go got %q, want %q: %v", how, gotGo, wantGo, err)
+				}
+				gotGo = append(gotGo, msgLine(m.Retain, m.QoS, m.Topic, string(m.Payload)))
+			}
+			if !slices.Equal(gotGo, wantGo) {
+				t.Errorf("after %s, persist-go got %q, want %q", how, gotGo, wantGo)
+			}
+
+			fresh := mustConnectGo(ctx, t, tcp(), connOpts{clientID: "retained-reader"})
+			fresh.mustSubscribe(ctx, 1, "retained/#")
+			var gotRetained []string
+			for range wantRetained {
+				m, err := fresh.next(ctx)
+				if err != nil {
+					t.Fatalf("after %s, retained messages %q, want %q: %v", how, gotRetained, wantRetained, err)
+				}
+				gotRetained = append(gotRetained, msgLine(m.Retain, m.QoS, m.Topic, string(m.Payload)))
+			}
+			slices.Sort(gotRetained)
+			slices.Sort(wantRetained)
+			if !slices.Equal(gotRetained, wantRetained) {
+				t.Errorf("after %s, retained messages %q, want %q", how, gotRetained, wantRetained)
+			}
+			if mosq {
+				ms := startMosqSub(ctx, t, append(mosqTCP(d, "tcp"), "-q", "1", "-t", "retained/#", "-C", "2", "-W", "20")...)
+				got := ms.wait(ctx)
+				slices.Sort(got)
+				if !slices.Equal(got, wantRetained) {
+					t.Errorf("after %s, mosquitto_sub got retained %q, want %q", how, got, wantRetained)
+				}
+			}
+		})
+	}
+}
+
+func containsLine(out, line string) bool {
+	return slices.Contains(splitLines(out), line)
+}
