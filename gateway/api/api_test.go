@@ -185,6 +185,17 @@ func TestBrokerRoutes(t *testing.T) {
 	})
 }
 
+// The real implementations satisfy the interfaces (Settings is
+// *gateway.Settings, which imports this package; the gateway's build checks
+// it).
+var (
+	_ Broker = (*broker.Broker)(nil)
+	_ Stats  = (*broker.Broker)(nil)
+	_ Traces = (*trace.Tracer)(nil)
+	_ Users  = (*auth.Users)(nil)
+	_ Admin  = (*admin.Credentials)(nil)
+)
+
 // kickErrBroker fails Kick with an internal error.
 type kickErrBroker struct{ *fakeBroker }
 
@@ -617,7 +628,19 @@ func TestACLRoutes(t *testing.T) {
 					t.Fatalf("fields %+v", got.Fields)
 				}
 			}},
-		{name: "put locked nomatch", file: lockedFile, r: req{method: "PUT", path: "/api/v1/acl", body: rules}, status: 409, code: "locked_setting"},
+		{name: "put locked nomatch", file: lockedFile, r: req{method: "PUT", path: "/api/v1/acl", body: strings.Replace(rules, `"deny"`, `"allow"`, 1)},
+			status: 409, code: "locked_setting",
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				if got := decodeError(t, w); len(got.Paths) != 1 || got.Paths[0] != "acl.nomatch" {
+					t.Fatalf("got %+v", got)
+				}
+			}},
+		{name: "put with locked nomatch unchanged", file: lockedFile, r: req{method: "PUT", path: "/api/v1/acl", body: rules}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				if got := decodeBody[aclView](t, w); got.Default || len(got.Rules) != 3 || got.NoMatch != "deny" {
+					t.Fatalf("got %+v", got)
+				}
+			}},
 		{name: "check rule 0 allows", before: putRules, r: checkReq(alicePub), status: 200, check: check(alicePub, true, 0, "allow")},
 		{name: "check nomatch", before: putRules, r: checkReq(bobPub), status: 200, check: check(bobPub, false, -1, "deny")},
 		{name: "check deny #", before: putRules, r: checkReq(subAll), status: 200, check: check(subAll, true, 1, "deny")},

@@ -99,8 +99,8 @@ type failWindow struct {
 // dropped.
 const maxTracked = 4096
 
-func newFailLimiter(max int, window time.Duration) *failLimiter {
-	return &failLimiter{max: max, window: window, m: map[string]*failWindow{}}
+func newFailLimiter(limit int, window time.Duration) *failLimiter {
+	return &failLimiter{max: limit, window: window, m: map[string]*failWindow{}}
 }
 
 // retryAfter returns how long key stays blocked, or 0.

@@ -32,11 +32,11 @@ import (
 
 // fakeBroker is an in-memory Broker.
 type fakeBroker struct {
-	mu        sync.Mutex
-	clients   []broker.ClientInfo
-	subs      []broker.Subscription
-	retained  map[string]broker.RetainedMessage
-	published []broker.Message
+	mu         sync.Mutex
+	clients    []broker.ClientInfo
+	subs       []broker.Subscription
+	retained   map[string]broker.RetainedMessage
+	published  []broker.Message
 	publishErr error
 }
 

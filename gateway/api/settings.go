@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,23 +137,27 @@ func describePaths(paths []string) string {
 }
 
 // fieldErrors collects the *config.FieldError leaves of a (joined) error.
+// errors.As would stop at the first one.
 func fieldErrors(err error) []FieldProblem {
 	var out []FieldProblem
 	var walk func(error)
 	walk = func(err error) {
-		if fe, ok := err.(*config.FieldError); ok {
+		var fe *config.FieldError
+		if errors.As(err, &fe) && error(fe) == err {
 			out = append(out, FieldProblem{Path: fe.Path, Problem: fe.Problem})
 			return
 		}
-		switch u := err.(type) {
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				walk(e)
+		var multi interface{ Unwrap() []error }
+		if errors.As(err, &multi) {
+			if error(multi) == err {
+				for _, e := range multi.Unwrap() {
+					walk(e)
+				}
+				return
 			}
-		case interface{ Unwrap() error }:
-			if e := u.Unwrap(); e != nil {
-				walk(e)
-			}
+		}
+		if e := errors.Unwrap(err); e != nil {
+			walk(e)
 		}
 	}
 	if err != nil {
@@ -241,9 +246,22 @@ func (a *API) putACL(w http.ResponseWriter, r *http.Request) error {
 		e.body.Fields = fields
 		return e
 	}
-	section := map[string]any{"nomatch": req.NoMatch, "rules": nil}
-	if len(rules) > 0 {
-		section["rules"] = rules
+	// A value the image's file locks may be sent back unchanged (a UI
+	// PUTs the whole ACL); only a change to it is refused.
+	eff := a.o.Settings.Effective()
+	section := map[string]any{}
+	if !eff.IsLocked("acl.nomatch") || req.NoMatch != eff.Config.ACL.NoMatch {
+		section["nomatch"] = req.NoMatch
+	}
+	if !eff.IsLocked("acl.rules") || !sameRules(rules, eff.Config.ACL.Rules) {
+		section["rules"] = nil // absent: the default rules
+		if len(rules) > 0 {
+			section["rules"] = rules
+		}
+	}
+	if len(section) == 0 {
+		writeJSON(w, http.StatusOK, a.aclView())
+		return nil
 	}
 	patch, err := json.Marshal(map[string]any{"acl": section})
 	if err != nil {
@@ -254,6 +272,16 @@ func (a *API) putACL(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, a.aclView())
 	return nil
+}
+
+// sameRules reports whether two rule lists are equal in their JSON form.
+func sameRules(a, b acl.Rules) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return len(a) == len(b)
+	}
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
 // aclCheck is the body of POST /api/v1/acl/check.

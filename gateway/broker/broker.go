@@ -132,18 +132,21 @@ func New(o Options) (*Broker, error) {
 	})
 	b.tracer = trace.New(trace.Options{Dir: o.TraceDir, MaxBytes: cfg.Trace.MaxBytes, Logger: log.With("component", "trace")})
 
-	// Order matters: limits refuse a connection before auth does any work;
-	// persistence writes its log before the publisher is acknowledged.
+	// Order matters: counters and traces see every packet; limits refuse a
+	// connection before auth does any work; persistence comes last so that
+	// no later hook can reject a publish whose log entry it wrote.
 	b.conns = &connHook{broker: b}
-	hooks := []mqtt.Hook{b.conns}
+	hooks := []mqtt.Hook{b.sys, b.tracer, b.conns}
 	if o.Auth != nil {
 		hooks = append(hooks, o.Auth)
 	}
-	hooks = append(hooks, b.persist, b.sys, b.tracer)
 	for _, h := range hooks {
 		if err := server.AddHook(h, nil); err != nil {
 			return nil, fmt.Errorf("broker: add hook %s: %w", h.ID(), err)
 		}
+	}
+	if err := b.persist.Attach(server); err != nil {
+		return nil, fmt.Errorf("broker: attach persistence: %w", err)
 	}
 	return b, nil
 }
@@ -169,11 +172,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		return fmt.Errorf("broker: serve: %w", err)
 	}
 	b.dropMochiSysTopics()
-	if err := b.persist.Replay(func(pk packets.Packet) {
-		if err := b.server.Publish(pk.TopicName, pk.Payload, pk.FixedHeader.Retain, pk.FixedHeader.Qos); err != nil {
-			b.log.Error("replay unfinished publish", "topic", pk.TopicName, "error", err)
-		}
-	}); err != nil {
+	if err := b.persist.Replay(persist.Publisher(b.server)); err != nil {
 		return fmt.Errorf("broker: replay unfinished publishes: %w", err)
 	}
 	ctx, b.cancel = context.WithCancel(ctx)

@@ -40,6 +40,9 @@ const (
 // work factor on a small board takes a fraction of it.
 const requestTimeout = 30 * time.Second
 
+// errHelp asks for the usage text (exit code 0).
+var errHelp = flag.ErrHelp
+
 // errDaemonDown is returned when no daemon answers on the socket.
 var errDaemonDown = errors.New("edgegate is not running")
 

@@ -68,7 +68,7 @@ func runUser(ctx context.Context, dataDir string, args []string, stdin io.Reader
 		fs.StringVar(&password, "password", "", "the new password")
 	case "delete", "list":
 	case "-h", "-help", "--help", "help":
-		return flag.ErrHelp
+		return errHelp
 	default:
 		return usagef("unknown verb %q", verb)
 	}

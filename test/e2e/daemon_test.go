@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -552,5 +551,3 @@ func waitUntil(ctx context.Context, t testing.TB, what string, cond func() bool)
 		}
 	}
 }
-
-func fmtCode(code int) string { return fmt.Sprintf("exit code %d", code) }

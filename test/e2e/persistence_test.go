@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -148,4 +149,8 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 
 func containsLine(out, line string) bool {
 	return slices.Contains(splitLines(out), line)
+}
+
+func splitLines(s string) []string {
+	return strings.Split(strings.ReplaceAll(s, "\r", ""), "\n")
 }

@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.etcd.io/bbolt"
@@ -80,7 +80,7 @@ func startBroker(t testing.TB, db *bbolt.DB, o Options, caps *mqtt.Capabilities,
 		caps = mqtt.NewDefaultServerCapabilities()
 	}
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: log, Capabilities: caps})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+	if err := srv.AddHook(new(allowAll), nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, hk := range before {
@@ -134,6 +134,17 @@ func (b *broker) synced() {
 		b.t.Fatal(err)
 	}
 }
+
+// allowAll lets every client connect, publish and subscribe (mochi's
+// hooks/auth would pull in yaml).
+type allowAll struct{ mqtt.HookBase }
+
+func (*allowAll) ID() string { return "allow-all" }
+func (*allowAll) Provides(b byte) bool {
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+}
+func (*allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
+func (*allowAll) OnACLCheck(*mqtt.Client, string, bool) bool              { return true }
 
 // probe reports hook events to the test.
 type probe struct {
@@ -318,8 +329,18 @@ func (c *client) subscribe(filter string, qos byte) {
 	}
 }
 
+// ping waits until the broker handled everything the client sent before.
+func (c *client) ping() {
+	c.t.Helper()
+	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+	if pk := c.read(); pk.FixedHeader.Type != packets.Pingresp {
+		c.t.Fatalf("%s: expected PINGRESP, got %+v", c.id, pk)
+	}
+}
+
 // publish sends a message and, for QoS 1, waits for its PUBACK and returns
-// the reason code.
+// the reason code. It returns once the broker handed the message to the
+// subscribers (mochi sends the PUBACK before that).
 func (c *client) publish(topic, payload string, qos byte, retain bool) byte {
 	c.t.Helper()
 	pk := packets.Packet{
@@ -331,14 +352,16 @@ func (c *client) publish(topic, payload string, qos byte, retain bool) byte {
 		pk.PacketID = c.packetID()
 	}
 	c.send(pk)
-	if qos == 0 {
-		return 0
+	var code byte
+	if qos > 0 {
+		ack := c.read()
+		if ack.FixedHeader.Type != packets.Puback || ack.PacketID != pk.PacketID {
+			c.t.Fatalf("%s: publish %s: got %+v", c.id, topic, ack)
+		}
+		code = ack.ReasonCode
 	}
-	ack := c.read()
-	if ack.FixedHeader.Type != packets.Puback || ack.PacketID != pk.PacketID {
-		c.t.Fatalf("%s: publish %s: got %+v", c.id, topic, ack)
-	}
-	return ack.ReasonCode
+	c.ping()
+	return code
 }
 
 func (c *client) ack(pk packets.Packet) {
@@ -351,7 +374,7 @@ func (c *client) ack(pk packets.Packet) {
 // broker's marker message on markerTopic (which the client must be
 // subscribed to) arrives: the marker is queued behind everything the broker
 // queued for the client before it, so nothing earlier is still on its way.
-// It returns the payloads before the marker by topic order of arrival.
+// With ack it then waits until the broker handled the acknowledgements.
 func (c *client) receive(b *broker, markerTopic string, ack bool) []packets.Packet {
 	c.t.Helper()
 	// The ping is answered after every packet the client sent before it was
@@ -371,10 +394,22 @@ func (c *client) receive(b *broker, markerTopic string, ack bool) []packets.Pack
 	for {
 		pk := c.read()
 		if pk.FixedHeader.Type == packets.Publish && pk.TopicName == markerTopic && string(pk.Payload) == "marker" {
-			return got
+			break
 		}
 		got = append(got, c.onPublish(pk, ack))
 	}
+	if ack {
+		// Answered once the broker handled the acknowledgements.
+		c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+		for {
+			pk := c.read()
+			if pk.FixedHeader.Type == packets.Pingresp {
+				break
+			}
+			got = append(got, c.onPublish(pk, ack))
+		}
+	}
+	return got
 }
 
 func (c *client) onPublish(pk packets.Packet, ack bool) packets.Packet {
@@ -402,11 +437,14 @@ func (c *client) disconnect(b *broker, expiry *uint32) {
 	b.waitDisconnect(c.id)
 }
 
+// payloads returns the sorted payloads of pks: mochi resends a queue in no
+// particular order when the messages were created in the same second.
 func payloads(pks []packets.Packet) []string {
 	out := make([]string, len(pks))
 	for i, pk := range pks {
 		out[i] = string(pk.Payload)
 	}
+	slices.Sort(out)
 	return out
 }
 

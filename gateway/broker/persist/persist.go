@@ -52,8 +52,8 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Hook is the mochi-mqtt storage hook. Create it with New and add it to the
-// server with Attach.
+// Hook is the mochi-mqtt storage hook. Create it with New, add it to the
+// server with Attach, and call Replay after the server's Serve.
 type Hook struct {
 	mqtt.HookBase
 
@@ -77,6 +77,7 @@ type Hook struct {
 	// process; Replay publishes those and no others.
 	walBefore uint64
 	republish atomic.Pointer[func(packets.Packet)]
+	attached  atomic.Bool
 
 	sysMu    sync.Mutex
 	sysLast  *storage.SystemInfo
@@ -84,7 +85,9 @@ type Hook struct {
 	sysSaved time.Time
 }
 
-// New returns a hook that stores the broker state in o.DB.
+// New returns a hook that stores the broker state in o.DB. It starts the
+// goroutine that commits the hook's writes; Stop, which the server's Close
+// calls, ends it.
 func New(o Options) (*Hook, error) {
 	if o.DB == nil {
 		return nil, errors.New("persist: Options.DB is nil")
@@ -154,6 +157,7 @@ func prepare(db *bbolt.DB) (walSeq uint64, err error) {
 // mochi abandoned after the log write (when it could not send the
 // acknowledgement).
 func (h *Hook) Attach(srv *mqtt.Server) error {
+	h.attached.Store(true)
 	if err := srv.AddHook(h, nil); err != nil {
 		return fmt.Errorf("persist: add hook: %w", err)
 	}
@@ -163,6 +167,14 @@ func (h *Hook) Attach(srv *mqtt.Server) error {
 	if caps := srv.Options.Capabilities; h.maxMsgs > 0 && int(caps.MaximumInflight) < h.maxMsgs {
 		h.log.Warn("persist: Capabilities.MaximumInflight is below MaxQueuedMessages; mochi drops over it without OnDrop",
 			"maximum_inflight", caps.MaximumInflight, "max_queued_messages", h.maxMsgs)
+	}
+	return nil
+}
+
+// Init is called by mochi's AddHook.
+func (h *Hook) Init(any) error {
+	if !h.attached.Load() {
+		h.log.Warn("persist: hook added without Attach: queue bounds hold for shared subscriptions only, and a publish mochi abandons waits for the next Replay")
 	}
 	return nil
 }
