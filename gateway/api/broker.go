@@ -250,7 +250,6 @@ func (a *API) parsePublishForm(w http.ResponseWriter, r *http.Request) (broker.M
 	if mt == "multipart/form-data" {
 		// r.Body is bounded by the MaxBytesReader above, files included.
 		err = r.ParseMultipartForm(limit) //nolint:gosec // G120: the body is limited by http.MaxBytesReader
-
 	} else {
 		err = r.ParseForm()
 	}

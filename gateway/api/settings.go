@@ -137,27 +137,22 @@ func describePaths(paths []string) string {
 }
 
 // fieldErrors collects the *config.FieldError leaves of a (joined) error.
-// errors.As would stop at the first one.
+// It walks the tree itself because errors.As stops at the first match.
 func fieldErrors(err error) []FieldProblem {
 	var out []FieldProblem
 	var walk func(error)
 	walk = func(err error) {
-		var fe *config.FieldError
-		if errors.As(err, &fe) && error(fe) == err {
-			out = append(out, FieldProblem{Path: fe.Path, Problem: fe.Problem})
-			return
-		}
-		var multi interface{ Unwrap() []error }
-		if errors.As(err, &multi) {
-			if error(multi) == err {
-				for _, e := range multi.Unwrap() {
-					walk(e)
-				}
-				return
+		switch e := err.(type) { //nolint:errorlint // the walk visits every wrapped error itself
+		case *config.FieldError:
+			out = append(out, FieldProblem{Path: e.Path, Problem: e.Problem})
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
 			}
-		}
-		if e := errors.Unwrap(err); e != nil {
-			walk(e)
+		case interface{ Unwrap() error }:
+			if inner := e.Unwrap(); inner != nil {
+				walk(inner)
+			}
 		}
 	}
 	if err != nil {
