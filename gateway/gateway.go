@@ -168,12 +168,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return err
 	}
 	cfg := g.settings.Effective().Config
-	apiLn, err := net.Listen("tcp", cfg.API.Bind)
+	var lc net.ListenConfig
+	apiLn, err := lc.Listen(ctx, "tcp", cfg.API.Bind)
 	if err != nil {
 		_ = g.broker.Close()
 		return fmt.Errorf("admin API on %s: %w", cfg.API.Bind, err)
 	}
-	sockLn, err := listenUnix(filepath.Join(g.opts.DataDir, SocketName))
+	sockLn, err := listenUnix(ctx, filepath.Join(g.opts.DataDir, SocketName))
 	if err != nil {
 		_ = apiLn.Close()
 		_ = g.broker.Close()
@@ -219,11 +220,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 // listenUnix opens the admin socket with owner-only permissions, replacing
 // a stale socket file left by a crash (the store's lock proves no other
 // edgegate runs on this data directory).
-func listenUnix(path string) (net.Listener, error) {
+func listenUnix(ctx context.Context, path string) (net.Listener, error) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("remove stale admin socket: %w", err)
 	}
-	ln, err := net.Listen("unix", path)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"crypto/tls"
+	"errors"
 	"sort"
 	"time"
 
@@ -62,7 +63,8 @@ func (b *Broker) Kick(id string) error {
 	if !ok || cl.Net.Inline {
 		return ErrClientNotFound
 	}
-	if err := b.server.DisconnectClient(cl, packets.ErrAdministrativeAction); err != nil && err != packets.ErrAdministrativeAction {
+	// DisconnectClient returns the reason code it disconnected with.
+	if err := b.server.DisconnectClient(cl, packets.ErrAdministrativeAction); err != nil && !errors.Is(err, packets.ErrAdministrativeAction) {
 		return err
 	}
 	return nil

@@ -179,7 +179,9 @@ func (b *Broker) Start(ctx context.Context) error {
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
-		b.sys.Run(ctx)
+		if err := b.sys.Run(ctx); err != nil {
+			b.log.Error("$SYS publisher stopped", "error", err)
+		}
 	}()
 	return nil
 }

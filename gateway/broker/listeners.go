@@ -66,7 +66,8 @@ func (l *listener) Address() string {
 func (l *listener) Init(log *slog.Logger) error {
 	l.log = log
 	if l.ln == nil {
-		ln, err := net.Listen("tcp", l.cfg.Bind)
+		var lc net.ListenConfig
+		ln, err := lc.Listen(context.Background(), "tcp", l.cfg.Bind)
 		if err != nil {
 			return err
 		}

@@ -111,8 +111,8 @@ func TestDefaultACL(t *testing.T) {
 }
 
 // TestWildcardPublishRefused proves a PUBLISH to a topic name with a
-// wildcard is refused by closing that connection (MQTT 5: DISCONNECT 0x90
-// topic name invalid, or a plain close), is routed to no one, and leaves
+// wildcard is refused by closing that connection (MQTT 5: a DISCONNECT
+// with an error reason, or a plain close), is routed to no one, and leaves
 // other clients working.
 func TestWildcardPublishRefused(t *testing.T) {
 	t.Parallel()
@@ -140,12 +140,14 @@ func TestWildcardPublishRefused(t *testing.T) {
 	}
 
 	g := mustConnectGo(ctx, t, tcp, connOpts{clientID: "wild-go"})
-	_ = g.publish(ctx, "wild/+", 1, false, "must not route")
+	_ = g.publish(ctx, "wild/+", 0, false, "must not route")
 	if err := g.waitClosed(ctx); err != nil {
 		t.Errorf("MQTT 5 publish to \"wild/+\": connection still open: %v", err)
 	}
-	if dc := g.serverDisconnect(); dc != nil && dc.ReasonCode != 0x90 {
-		t.Errorf("MQTT 5 publish to \"wild/+\": DISCONNECT reason 0x%02x, want 0x90 topic name invalid", dc.ReasonCode)
+	// MQTT 5 lets the server call it a malformed packet (0x81), a protocol
+	// error (0x82) or an invalid topic name (0x90).
+	if dc := g.serverDisconnect(); dc != nil && dc.ReasonCode != 0x81 && dc.ReasonCode != 0x82 && dc.ReasonCode != 0x90 {
+		t.Errorf("MQTT 5 publish to \"wild/+\": DISCONNECT reason 0x%02x, want 0x81, 0x82 or 0x90", dc.ReasonCode)
 	}
 
 	if haveMosquitto(t) {

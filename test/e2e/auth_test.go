@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"hash"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -291,12 +293,23 @@ func TestCertificateIdentity(t *testing.T) {
 	if !haveMosquitto(t) {
 		return
 	}
-	mosq := []string{"-h", "127.0.0.1", "-p", d.port("tls"), "--cafile", p.rootFile, "--cert", s42.certFile, "--key", s42.keyFile}
+	// Every connection with this certificate has the same client id, so
+	// the Go client leaves first (a second one would take its session over).
+	g.close()
+	tlsArgs := []string{"-h", "127.0.0.1", "-p", d.port("tls"), "--cafile", p.rootFile}
+	mosq := append(slices.Clone(tlsArgs), "--cert", s42.certFile, "--key", s42.keyFile)
 	ms := startMosqSub(ctx, t, append(mosq, "-i", "ignored-id", "-q", "1", "-t", "sensors/sensor-42/#", "-C", "1", "-W", "20")...)
 	if got := ms.waitSubscribed(ctx); got != "1" {
 		t.Fatalf("mosquitto_sub with the certificate: granted %q, want 1", got)
 	}
-	mosqPub(ctx, t, append(mosq, "-i", "another-id", "-q", "1", "-t", "sensors/sensor-42/hum", "-m", "40")...)
+	waitUntil(ctx, t, "the mosquitto client to show with the certificate's identity", func() bool {
+		var c clientInfo
+		status, body := d.apiRaw("GET", "/api/v1/clients/"+url.PathEscape(uri), "", nil, true)
+		return status == http.StatusOK && json.Unmarshal(body, &c) == nil && c.Connected && c.Username == "sensor-42"
+	})
+	// boss has no URI SAN: it keeps the client id it sends.
+	mosqPub(ctx, t, append(slices.Clone(tlsArgs), "--cert", boss.certFile, "--key", boss.keyFile,
+		"-i", "boss-pub", "-q", "1", "-t", "sensors/sensor-42/hum", "-m", "40")...)
 	if got, want := ms.wait(ctx), []string{msgLine(false, 1, "sensors/sensor-42/hum", "40")}; !equalStrings(got, want) {
 		t.Errorf("mosquitto_sub got %q, want %q", got, want)
 	}

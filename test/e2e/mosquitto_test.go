@@ -69,9 +69,12 @@ type mosqSub struct {
 func startMosqSub(ctx context.Context, t testing.TB, args ...string) *mosqSub {
 	t.Helper()
 	bin := needTool(t, "mosquitto_sub")
+	// mosquitto_sub's stdout is block-buffered on a pipe: its SUBACK line
+	// would only show at exit. stdbuf (coreutils) makes it line-buffered.
+	stdbuf := needTool(t, "stdbuf")
 	args = append([]string{"-d", "-F", mosqMsgFormat}, args...)
 	s := &mosqSub{t: t, args: args, stdout: newWatchBuffer(), stderr: newWatchBuffer(), done: make(chan struct{})}
-	s.cmd = exec.CommandContext(ctx, bin, args...)
+	s.cmd = exec.CommandContext(ctx, stdbuf, append([]string{"-oL", "-eL", bin}, args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start mosquitto_sub: %v", err)

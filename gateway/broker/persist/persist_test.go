@@ -147,7 +147,7 @@ func TestReplayPublishesWhatACrashLeftInTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h2.Stop()
+	defer func() { _ = h2.Stop() }()
 	// A publish in progress in the new process is not the crash's to replay.
 	live := srv.NewClient(nil, "t", "live", false)
 	inProgress := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "w/live", PacketID: 1, Origin: "live", Created: now}
@@ -245,7 +245,9 @@ func TestSessionsAndSubscriptions(t *testing.T) {
 	// A persistent session that ends with session expiry 0 is deleted.
 	gone, _ := b.connect("gone", persistentV5)
 	gone.subscribe("g/#", 1)
-	b.srv.Publish("g/1", []byte("queued"), false, 1)
+	if err := b.srv.Publish("g/1", []byte("queued"), false, 1); err != nil {
+		t.Fatal(err)
+	}
 	zero := uint32(0)
 	gone.disconnect(b, &zero)
 
@@ -284,8 +286,12 @@ func TestSessionsAndSubscriptions(t *testing.T) {
 	// After a restart the subscriptions route messages to the offline session.
 	b = startBroker(t, db, Options{}, nil)
 	defer b.close()
-	b.srv.Publish("a/x", []byte("for-ps"), false, 1)
-	b.srv.Publish("b/y", []byte("qos0-not-queued"), false, 1)
+	if err := b.srv.Publish("a/x", []byte("for-ps"), false, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.srv.Publish("b/y", []byte("qos0-not-queued"), false, 1); err != nil {
+		t.Fatal(err)
+	}
 	ps, present = b.connect("ps", persistentV5)
 	if !present {
 		t.Fatal("ps: session not present after restart")
@@ -301,8 +307,12 @@ func TestSessionTakeoverKeepsQueue(t *testing.T) {
 	defer b.close()
 	first, _ := b.connect("sub", persistentV5)
 	first.subscribe("q/#", 1)
-	b.srv.Publish("q/1", []byte("m1"), false, 1)
-	b.srv.Publish("q/2", []byte("m2"), false, 1)
+	if err := b.srv.Publish("q/1", []byte("m1"), false, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.srv.Publish("q/2", []byte("m2"), false, 1); err != nil {
+		t.Fatal(err)
+	}
 	// Received, never acknowledged.
 	if got := payloads(first.receive(b, "q/marker", false)); !slices.Equal(got, []string{"m1", "m2"}) {
 		t.Fatalf("first connection got %q", got)
@@ -406,7 +416,9 @@ func TestQueueBounds(t *testing.T) {
 			c.disconnect(b, nil)
 		}
 		for i := 1; i <= 3; i++ {
-			b.srv.Publish("jobs/1", []byte(fmt.Sprintf("j%d", i)), false, 1)
+			if err := b.srv.Publish("jobs/1", []byte(fmt.Sprintf("j%d", i)), false, 1); err != nil {
+				t.Fatal(err)
+			}
 		}
 		// One job each; the third finds both full.
 		if got := drops.get(); len(got) != 1 {
@@ -438,7 +450,7 @@ func TestFailedWritesAreCounted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer h.Stop()
+		defer func() { _ = h.Stop() }()
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -472,7 +484,7 @@ func TestFailedWritesAreCounted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer h.Stop()
+		defer func() { _ = h.Stop() }()
 		if _, err := h.OnPublish(newClient("c", 4), qos1); !errors.Is(err, packets.ErrRejectPacket) {
 			t.Fatalf("OnPublish: %v, want ErrRejectPacket", err)
 		}
