@@ -107,9 +107,6 @@ type MQTT struct {
 	// ReceiveMaximum is how many unacknowledged QoS 1/2 messages a client may
 	// send to us at once.
 	ReceiveMaximum uint16 `json:"receive_maximum"`
-	// MaxInflight is how many QoS 1/2 messages we keep unacknowledged
-	// towards one client before queueing the rest.
-	MaxInflight uint16 `json:"max_inflight"`
 	// MaxQueuedMessages and MaxQueuedBytes bound what is kept for one client
 	// (offline or slow); beyond them messages are dropped and counted in
 	// messages/dropped.

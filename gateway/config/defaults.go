@@ -19,7 +19,6 @@ func Defaults() Config {
 		MQTT: MQTT{
 			MaxPacketSize:     1 << 20,
 			ReceiveMaximum:    256,
-			MaxInflight:       256,
 			MaxQueuedMessages: 1000,
 			MaxQueuedBytes:    1 << 20,
 			MaxSessionExpiry:  Duration(24 * time.Hour),

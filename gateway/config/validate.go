@@ -177,10 +177,9 @@ func (v *validator) mqtt(m MQTT) {
 	if m.ReceiveMaximum < 1 {
 		v.add("mqtt.receive_maximum", "must be at least 1")
 	}
-	if m.MaxInflight < 1 {
-		v.add("mqtt.max_inflight", "must be at least 1")
+	if m.MaxQueuedMessages < 1 || m.MaxQueuedMessages > 65535 {
+		v.add("mqtt.max_queued_messages", "must be between 1 and 65535")
 	}
-	v.positive("mqtt.max_queued_messages", int64(m.MaxQueuedMessages))
 	v.positive("mqtt.max_queued_bytes", m.MaxQueuedBytes)
 	v.atLeast("mqtt.max_session_expiry", m.MaxSessionExpiry, 0)
 	if m.ClientWriteQueue < 1 || m.ClientWriteQueue > 8192 {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -174,9 +173,6 @@ func TestCLIUsers(t *testing.T) {
 	checkLogin(ctx, t, d, "cli-live", "live-user", "Live-Pass-1", admitted)
 
 	d.stop()
-	if _, err := os.Stat(filepath.Join(d.dataDir, "edgegate.sock")); err == nil {
-		t.Logf("note: the admin socket file is left after a clean stop")
-	}
 	run("user", "add", "offline-user", "--password", "Offline-Pass-1", "--superuser")
 	list := run("user", "list")
 	for _, u := range []string{"live-user", "offline-user"} {

@@ -214,6 +214,7 @@ func (d *daemon) start() {
 	}
 	cmd := exec.Command(edgegateBin, "serve", "--data", d.dataDir, "--config", d.configPath)
 	cmd.Env = d.daemonEnv()
+	cmd.SysProcAttr = childProcAttr()
 	d.stdout, d.stderr = newWatchBuffer(), newWatchBuffer()
 	cmd.Stdout, cmd.Stderr = d.stdout, d.stderr
 	if err := cmd.Start(); err != nil {

@@ -76,6 +76,7 @@ func startMosqSub(ctx context.Context, t testing.TB, args ...string) *mosqSub {
 	s := &mosqSub{t: t, args: args, stdout: newWatchBuffer(), stderr: newWatchBuffer(), done: make(chan struct{})}
 	s.cmd = exec.CommandContext(ctx, stdbuf, append([]string{"-oL", "-eL", bin}, args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
+	s.cmd.SysProcAttr = childProcAttr()
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start mosquitto_sub: %v", err)
 	}

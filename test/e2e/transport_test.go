@@ -166,6 +166,9 @@ func TestMessagingOverTLS(t *testing.T) {
 		if _, err := connectGo(ctx, t, tlsDialer(d.addr("tls"), oneWay), connOpts{clientID: "no-cert"}); err == nil {
 			t.Fatal("a client without certificate connected to the client_auth=required listener")
 		}
+		if !haveMosquitto(t) {
+			return
+		}
 		r := runMosquitto(ctx, t, "mosquitto_pub", "-h", "127.0.0.1", "-p", d.port("tls"), "--cafile", p.rootFile,
 			"-q", "1", "-t", "e2e/nocert", "-m", "x")
 		if r.code == 0 {
@@ -177,6 +180,9 @@ func TestMessagingOverTLS(t *testing.T) {
 		if _, err := connectGo(ctx, t, tlsDialer(d.addr("tls"), p.tlsConfig(&foreign)), connOpts{clientID: "foreign"}); err == nil {
 			t.Fatal("a client certificate from an unknown CA was accepted")
 		}
+		if !haveMosquitto(t) {
+			return
+		}
 		r := runMosquitto(ctx, t, "mosquitto_pub", "-h", "127.0.0.1", "-p", d.port("tls"), "--cafile", p.rootFile,
 			"--cert", foreign.certFile, "--key", foreign.keyFile, "-q", "1", "-t", "e2e/foreign", "-m", "x")
 		if r.code == 0 {
@@ -186,22 +192,17 @@ func TestMessagingOverTLS(t *testing.T) {
 	t.Run("one-way client must trust the local CA", func(t *testing.T) {
 		// Another root: the server's chain must not verify.
 		other := foreignClientCert(t, "x")
-		pool := oneWay.Clone()
-		pool.RootCAs = nil
-		pool.RootCAs = x509PoolOf(t, other.tls.Certificate[0])
-		if _, err := connectGo(ctx, t, tlsDialer(d.addr("tls-oneway"), pool), connOpts{clientID: "wrong-root"}); err == nil {
+		cfg := oneWay.Clone()
+		cfg.RootCAs = x509PoolOf(t, other.tls.Certificate[0])
+		if _, err := connectGo(ctx, t, tlsDialer(d.addr("tls-oneway"), cfg), connOpts{clientID: "wrong-root"}); err == nil {
 			t.Fatal("the server certificate verified against an unrelated root")
 		}
 	})
 	t.Run("TLS below 1.2 refused", func(t *testing.T) {
 		old := oneWay.Clone()
 		old.MinVersion, old.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
-		_, err := connectGo(ctx, t, tlsDialer(d.addr("tls-oneway"), old), connOpts{clientID: "tls11"})
-		if err == nil {
+		if _, err := connectGo(ctx, t, tlsDialer(d.addr("tls-oneway"), old), connOpts{clientID: "tls11"}); err == nil {
 			t.Fatal("a TLS 1.1 client connected")
-		}
-		if !strings.Contains(err.Error(), "version") && !strings.Contains(err.Error(), "protocol") {
-			t.Logf("TLS 1.1 refused with: %v", err)
 		}
 	})
 }
