@@ -9,18 +9,19 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// connHook enforces max_clients per listener and remembers when each
-// client connected.
+// connHook enforces max_clients per listener, remembers when each client
+// connected, and resends a resumed session's queue in order (resend.go).
 type connHook struct {
 	mqtt.HookBase
 	broker      *Broker
 	connectedAt sync.Map // client id → time.Time
+	held        sync.Map // *mqtt.Client → []packets.Packet, between session establish and established
 }
 
 func (h *connHook) ID() string { return "edgegate-connections" }
 
 func (h *connHook) Provides(b byte) bool {
-	return b == mqtt.OnConnect || b == mqtt.OnSessionEstablished || b == mqtt.OnDisconnect
+	return b == mqtt.OnConnect || b == mqtt.OnSessionEstablish || b == mqtt.OnSessionEstablished || b == mqtt.OnDisconnect
 }
 
 // errListenerFull is returned to mochi for a CONNECT refused by max_clients.
@@ -51,8 +52,22 @@ func (h *connHook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
 	return errListenerFull
 }
 
+// OnSessionEstablish runs after authentication and before mochi inherits
+// an existing session.
+func (h *connHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	if held := h.holdQueued(cl, pk); len(held) > 0 {
+		h.held.Store(cl, held)
+	}
+}
+
+// OnSessionEstablished runs once the CONNACK is sent.
 func (h *connHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	h.connectedAt.Store(cl.ID, time.Now().UTC())
+	if held, ok := h.held.LoadAndDelete(cl); ok {
+		if err := resendHeld(cl, held.([]packets.Packet)); err != nil {
+			h.broker.log.Debug("resend queued messages", "client", cl.ID, "error", err)
+		}
+	}
 }
 
 func (h *connHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {

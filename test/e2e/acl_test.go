@@ -30,9 +30,9 @@ func TestDefaultACL(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 60*time.Second)
 	d := startDaemon(t, nil)
-	d.addUser("alice", "Alice-Pass-1", false)
-	d.addUser("dashboard", "Dash-Pass-1", false)
-	d.addUser("root", "Root-Pass-1", true)
+	d.addUser(t, "alice", "Alice-Pass-1", false)
+	d.addUser(t, "dashboard", "Dash-Pass-1", false)
+	d.addUser(t, "root", "Root-Pass-1", true)
 	remote := tcpDialer(d.addr("tcp"), "127.0.0.2")
 	local := tcpDialer(d.addr("tcp"), "127.0.0.1")
 
@@ -101,7 +101,7 @@ func TestDefaultACL(t *testing.T) {
 	})
 
 	t.Run("rules are readable", func(t *testing.T) {
-		body := string(d.api("GET", "/api/v1/acl", nil, http.StatusOK, nil))
+		body := string(d.api(t, "GET", "/api/v1/acl", nil, http.StatusOK, nil))
 		for _, want := range []string{`"eq":"#"`, `127.0.0.1`, `dashboard`} {
 			if !strings.Contains(strings.ReplaceAll(body, " ", ""), want) {
 				t.Errorf("GET /api/v1/acl does not show %s: %s", want, body)

@@ -123,9 +123,9 @@ func TestAuthChainOrder(t *testing.T) {
 				"chain": c.chain, "allow_anonymous": c.anon,
 				"failed_logins": obj{"max": 1000, "window": "1m"},
 			}})
-			d.addUser("alice", alicePass, false)
-			d.api("POST", "/api/v1/clientids", obj{"clientid": "dev-7", "password": "Dev7-Pass"}, http.StatusCreated, nil)
-			d.api("POST", "/api/v1/clientids", obj{"clientid": "dev-7-mq", "password": "Dev7-Pass"}, http.StatusCreated, nil)
+			d.addUser(t, "alice", alicePass, false)
+			d.api(t, "POST", "/api/v1/clientids", obj{"clientid": "dev-7", "password": "Dev7-Pass"}, http.StatusCreated, nil)
+			d.api(t, "POST", "/api/v1/clientids", obj{"clientid": "dev-7-mq", "password": "Dev7-Pass"}, http.StatusCreated, nil)
 			for _, l := range c.logins {
 				checkLogin(ctx, t, d, l.clientID, l.username, l.password, l.want)
 			}
@@ -192,9 +192,9 @@ func TestPasswordHashKinds(t *testing.T) {
 		} else {
 			body["password_hash"] = u.hash
 		}
-		d.api("POST", "/api/v1/users", body, http.StatusCreated, nil)
+		d.api(t, "POST", "/api/v1/users", body, http.StatusCreated, nil)
 	}
-	listing := string(d.api("GET", "/api/v1/users", nil, http.StatusOK, nil))
+	listing := string(d.api(t, "GET", "/api/v1/users", nil, http.StatusOK, nil))
 	for _, u := range users {
 		if u.hash != nil && u.hash["hash"] != u.password && strings.Contains(listing, u.hash["hash"].(string)) {
 			t.Errorf("GET /api/v1/users shows the hash of %s", u.name)
@@ -240,9 +240,9 @@ func TestCertificateIdentity(t *testing.T) {
 		clientCertRequest{name: "boss", cn: "boss"},
 	)
 	d.start()
-	d.setupAdmin()
+	d.setupAdmin(t)
 	// boss: a superuser with no password, only reachable through its certificate.
-	d.api("POST", "/api/v1/users", obj{"username": "boss", "superuser": true}, http.StatusCreated, nil)
+	d.api(t, "POST", "/api/v1/users", obj{"username": "boss", "superuser": true}, http.StatusCreated, nil)
 	s42 := p.certs["s42"]
 	dial := tlsDialer(d.addr("tls"), p.tlsConfig(&s42))
 
@@ -255,7 +255,7 @@ func TestCertificateIdentity(t *testing.T) {
 		t.Errorf("CONNACK assigned client id %q, want %q (from the URI SAN)", got, uri)
 	}
 	var clients []clientInfo
-	d.api("GET", "/api/v1/clients", nil, http.StatusOK, &clients)
+	d.api(t, "GET", "/api/v1/clients", nil, http.StatusOK, &clients)
 	var found *clientInfo
 	for i, c := range clients {
 		if c.ClientID == "claimed-id" {
@@ -304,7 +304,7 @@ func TestCertificateIdentity(t *testing.T) {
 	}
 	waitUntil(ctx, t, "the mosquitto client to show with the certificate's identity", func() bool {
 		var c clientInfo
-		status, body := d.apiRaw("GET", "/api/v1/clients/"+url.PathEscape(uri), "", nil, true)
+		status, body := d.apiRaw(t, "GET", "/api/v1/clients/"+url.PathEscape(uri), "", nil, true)
 		return status == http.StatusOK && json.Unmarshal(body, &c) == nil && c.Connected && c.Username == "sensor-42"
 	})
 	// boss has no URI SAN: it keeps the client id it sends.
@@ -349,7 +349,7 @@ func TestWrongPassword(t *testing.T) {
 			"log":  obj{"level": "debug"},
 			"auth": obj{"failed_logins": obj{"max": 1000, "window": "1m"}},
 		})
-		d.addUser("carol", right, false)
+		d.addUser(t, "carol", right, false)
 		bystander := mustConnectGo(ctx, t, tcpDialer(d.addr("tcp"), ""), connOpts{clientID: "bystander", username: "carol", password: right})
 		bystander.mustSubscribe(ctx, 1, "e2e/bystander")
 
@@ -380,7 +380,7 @@ func TestWrongPassword(t *testing.T) {
 		t.Parallel()
 		ctx := testContext(t, 60*time.Second)
 		d := startDaemon(t, obj{"auth": obj{"failed_logins": obj{"max": 3, "window": "10m"}}})
-		d.addUser("carol", right, false)
+		d.addUser(t, "carol", right, false)
 		for i := range 3 {
 			raw := dialRaw(ctx, t, tcpDialer(d.addr("tcp"), ""))
 			if code, _, err := raw.connect(rawOpts{clientID: "guess", username: "carol", password: wrong, clean: true}); err != nil || code == connackAccepted {

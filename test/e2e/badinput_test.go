@@ -163,7 +163,7 @@ func TestCLIUsers(t *testing.T) {
 
 	run := func(args ...string) string {
 		t.Helper()
-		out, errOut, code := d.cli(ctx, args...)
+		out, errOut, code := d.cli(ctx, t, args...)
 		if code != 0 {
 			t.Fatalf("edgegate %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
 		}

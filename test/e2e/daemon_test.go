@@ -279,12 +279,14 @@ func (d *daemon) parseBanner(out string) {
 	}
 }
 
-// addr returns host:port of a listener from the banner.
+// addr returns host:port of a listener from the banner. A listener the
+// banner did not show is a test error (reported with Errorf, which any
+// goroutine may call); the address returned then fails to dial.
 func (d *daemon) addr(listener string) string {
-	d.t.Helper()
 	u, ok := d.listeners[listener]
 	if !ok {
-		d.t.Fatalf("no listener %q in the banner (have %v)", listener, d.listenerNames())
+		d.t.Errorf("no listener %q in the banner (have %v)", listener, d.listenerNames())
+		return "no-listener-" + listener + ":0"
 	}
 	return u.Host
 }
@@ -297,9 +299,10 @@ func (d *daemon) port(listener string) string {
 
 // wsURL returns the ws:// or wss:// URL of a listener from the banner.
 func (d *daemon) wsURL(listener string) string {
-	d.t.Helper()
-	d.addr(listener)
-	return d.listeners[listener].String()
+	if u, ok := d.listeners[listener]; ok {
+		return u.String()
+	}
+	return "ws://" + d.addr(listener) + "/"
 }
 
 func (d *daemon) listenerNames() []string {
@@ -422,28 +425,28 @@ var apiClient = &http.Client{
 
 // setupAdmin sets the admin password with the banner's one-time code
 // (once per data directory).
-func (d *daemon) setupAdmin() {
-	d.t.Helper()
+func (d *daemon) setupAdmin(t testing.TB) {
+	t.Helper()
 	if d.adminSet {
 		return
 	}
 	if d.setupCode == "" {
-		d.t.Fatal("no setup code in the banner")
+		t.Fatal("no setup code in the banner")
 	}
-	status, body := d.apiRaw("POST", "/api/v1/setup", "application/json",
-		mustJSON(d.t, obj{"setup_code": d.setupCode, "password": adminPassword}), false)
+	status, body := d.apiRaw(t, "POST", "/api/v1/setup", "application/json",
+		mustJSON(t, obj{"setup_code": d.setupCode, "password": adminPassword}), false)
 	if status != http.StatusNoContent && status != http.StatusOK {
-		d.t.Fatalf("POST /api/v1/setup: status %d: %s", status, body)
+		t.Fatalf("POST /api/v1/setup: status %d: %s", status, body)
 	}
 	d.adminSet = true
 }
 
 // apiRaw makes one request to the admin API over TCP.
-func (d *daemon) apiRaw(method, path, contentType string, body []byte, withAuth bool) (int, []byte) {
-	d.t.Helper()
+func (d *daemon) apiRaw(t testing.TB, method, path, contentType string, body []byte, withAuth bool) (int, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, d.apiBase+path, bytes.NewReader(body))
 	if err != nil {
-		d.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -453,33 +456,33 @@ func (d *daemon) apiRaw(method, path, contentType string, body []byte, withAuth 
 	}
 	resp, err := apiClient.Do(req)
 	if err != nil {
-		d.t.Fatalf("%s %s: %v", method, path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		d.t.Fatalf("%s %s: read body: %v", method, path, err)
+		t.Fatalf("%s %s: read body: %v", method, path, err)
 	}
 	return resp.StatusCode, b
 }
 
 // api makes an authenticated JSON request and decodes the answer into out
 // (when not nil), failing the test unless the status is want.
-func (d *daemon) api(method, path string, in any, want int, out any) []byte {
-	d.t.Helper()
-	d.setupAdmin()
+func (d *daemon) api(t testing.TB, method, path string, in any, want int, out any) []byte {
+	t.Helper()
+	d.setupAdmin(t)
 	var body []byte
 	ct := ""
 	if in != nil {
 		body, ct = mustJSON(d.t, in), "application/json"
 	}
-	status, b := d.apiRaw(method, path, ct, body, true)
+	status, b := d.apiRaw(t, method, path, ct, body, true)
 	if status != want {
-		d.t.Fatalf("%s %s: status %d, want %d: %s", method, path, status, want, b)
+		t.Fatalf("%s %s: status %d, want %d: %s", method, path, status, want, b)
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
-			d.t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
+			t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
 		}
 	}
 	return b
@@ -514,14 +517,14 @@ type listenerStatus struct {
 }
 
 // addUser creates an MQTT user through the admin API.
-func (d *daemon) addUser(username, password string, superuser bool) {
-	d.t.Helper()
-	d.api("POST", "/api/v1/users", obj{"username": username, "password": password, "superuser": superuser}, http.StatusCreated, nil)
+func (d *daemon) addUser(t testing.TB, username, password string, superuser bool) {
+	t.Helper()
+	d.api(t, "POST", "/api/v1/users", obj{"username": username, "password": password, "superuser": superuser}, http.StatusCreated, nil)
 }
 
 // cli runs an edgegate CLI verb against this daemon's data directory.
-func (d *daemon) cli(ctx context.Context, args ...string) (stdout, stderr string, code int) {
-	d.t.Helper()
+func (d *daemon) cli(ctx context.Context, t testing.TB, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.CommandContext(ctx, edgegateBin, args...)
 	cmd.Env = append(d.daemonEnv(), "EDGEGATE_DATA="+d.dataDir)
 	var o, e bytes.Buffer
@@ -533,7 +536,7 @@ func (d *daemon) cli(ctx context.Context, args ...string) (stdout, stderr string
 	case errors.As(err, &exit):
 		code = exit.ExitCode()
 	default:
-		d.t.Fatalf("edgegate %s: %v", strings.Join(args, " "), err)
+		t.Fatalf("edgegate %s: %v", strings.Join(args, " "), err)
 	}
 	return o.String(), e.String(), code
 }

@@ -19,13 +19,13 @@ func TestHTTPPublish(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 60*time.Second)
 	d := startDaemon(t, obj{"auth": obj{"allow_anonymous": true}})
-	d.setupAdmin()
+	d.setupAdmin(t)
 	sub := mustConnectGo(ctx, t, tcpDialer(d.addr("tcp"), ""), connOpts{clientID: "http-sub"})
 	sub.mustSubscribe(ctx, 1, "/a/b/c")
 	sub.mustSubscribe(ctx, 2, "http/#")
 
 	form := func(body string, auth bool) (int, []byte) {
-		return d.apiRaw("POST", "/mqtt/publish", "application/x-www-form-urlencoded", []byte(body), auth)
+		return d.apiRaw(t, "POST", "/mqtt/publish", "application/x-www-form-urlencoded", []byte(body), auth)
 	}
 	wantOK := func(status int, body []byte) {
 		t.Helper()
@@ -70,7 +70,7 @@ func TestHTTPPublish(t *testing.T) {
 		t.Errorf("QoS 2 HTTP publish arrived at QoS %d", m.QoS)
 	}
 
-	status, body := d.apiRaw("POST", "/api/v1/publish", "application/json",
+	status, body := d.apiRaw(t, "POST", "/api/v1/publish", "application/json",
 		mustJSON(t, obj{"topic": "http/json", "payload": "from json", "qos": 1}), true)
 	wantOK(status, body)
 	sub.expect(ctx, "http/json", "from json")

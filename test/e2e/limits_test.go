@@ -12,7 +12,7 @@ import (
 func listenerClients(t *testing.T, d *daemon, name string) int {
 	t.Helper()
 	var ls []listenerStatus
-	d.api("GET", "/api/v1/listeners", nil, http.StatusOK, &ls)
+	d.api(t, "GET", "/api/v1/listeners", nil, http.StatusOK, &ls)
 	for _, l := range ls {
 		if l.Name == name {
 			return l.Clients
@@ -38,7 +38,7 @@ func TestMaxClients(t *testing.T) {
 			"ws":  obj{"max_clients": 1},
 		},
 	})
-	d.setupAdmin()
+	d.setupAdmin(t)
 	tcp := tcpDialer(d.addr("tcp"), "")
 	first := mustConnectGo(ctx, t, tcp, connOpts{clientID: "first"})
 	second := mustConnectGo(ctx, t, tcp, connOpts{clientID: "second"})

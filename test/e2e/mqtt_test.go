@@ -55,6 +55,9 @@ func wsDialer(rawURL, subprotocol string, cfg *tls.Config) dialer {
 			Proxy:            nil,
 		}
 		ws, resp, err := d.DialContext(ctx, rawURL, http.Header{})
+		if resp != nil && resp.Body != nil {
+			_ = resp.Body.Close() // the connection, if any, lives on in ws
+		}
 		if err != nil {
 			status := ""
 			if resp != nil {

@@ -342,12 +342,6 @@ func (c *rawClient) expect(topic, payload string, qos byte) rawMessage {
 	return m
 }
 
-// disconnect sends DISCONNECT and closes the connection.
-func (c *rawClient) disconnect() {
-	_ = c.write([]byte{0xe0, 0})
-	_ = c.conn.Close()
-}
-
 // waitClosedByServer reads until the server closes the connection and
 // returns what it read before (it may send a CONNACK or DISCONNECT first).
 // It fails if the connection is still open at limit.

@@ -92,7 +92,7 @@ func TestSysTopics(t *testing.T) {
 	}
 
 	var stats map[string]any
-	d.api("GET", "/api/v1/stats", nil, http.StatusOK, &stats)
+	d.api(t, "GET", "/api/v1/stats", nil, http.StatusOK, &stats)
 	if len(stats) == 0 {
 		t.Errorf("GET /api/v1/stats is empty")
 	}

@@ -49,13 +49,13 @@ func TestTraceFile(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 60*time.Second)
 	d := startDaemon(t, nil)
-	d.addUser("tracee", "Tracee-Pass-7", false)
-	d.addUser("other", "Other-Pass-7", false)
+	d.addUser(t, "tracee", "Tracee-Pass-7", false)
+	d.addUser(t, "other", "Other-Pass-7", false)
 	tcp := tcpDialer(d.addr("tcp"), "")
 
 	t.Run("client trace via API", func(t *testing.T) {
 		var info traceInfo
-		d.api("POST", "/api/v1/traces", obj{"kind": "client", "target": "tracee-1", "name": "client_tracee"}, http.StatusCreated, &info)
+		d.api(t, "POST", "/api/v1/traces", obj{"kind": "client", "target": "tracee-1", "name": "client_tracee"}, http.StatusCreated, &info)
 		if info.File == "" || filepath.Dir(info.File) != filepath.Join(d.dataDir, "traces") {
 			t.Fatalf("trace file %q, want it in %s", info.File, filepath.Join(d.dataDir, "traces"))
 		}
@@ -87,7 +87,7 @@ func TestTraceFile(t *testing.T) {
 				t.Errorf("trace file lacks %q:\n%s", w, content)
 			}
 		}
-		d.api("DELETE", "/api/v1/traces/client/tracee-1", nil, http.StatusNoContent, nil)
+		d.api(t, "DELETE", "/api/v1/traces/client/tracee-1", nil, http.StatusNoContent, nil)
 		content = waitFile(ctx, t, info.File, func(s string) bool { return strings.Contains(s, "trace stopped") })
 		lines := strings.Split(strings.TrimRight(content, "\n"), "\n")
 		if !strings.HasSuffix(lines[0], ` trace started: client "tracee-1"`) {
@@ -115,7 +115,7 @@ func TestTraceFile(t *testing.T) {
 	})
 
 	t.Run("topic trace via CLI", func(t *testing.T) {
-		out, errOut, code := d.cli(ctx, "trace", "topic", "sensors/#", "topic_sensors")
+		out, errOut, code := d.cli(ctx, t, "trace", "topic", "sensors/#", "topic_sensors")
 		if code != 0 {
 			t.Fatalf("edgegate trace topic: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 		}
@@ -123,7 +123,7 @@ func TestTraceFile(t *testing.T) {
 		if !strings.Contains(out, file) {
 			t.Errorf("edgegate trace topic printed %q, want the file path %s", out, file)
 		}
-		list, errOut, code := d.cli(ctx, "trace", "list")
+		list, errOut, code := d.cli(ctx, t, "trace", "list")
 		if code != 0 || !strings.Contains(list, "sensors/#") || !strings.Contains(list, "running") {
 			t.Errorf("edgegate trace list: exit %d, stdout %q, stderr %q; want the running topic trace", code, list, errOut)
 		}
@@ -154,7 +154,7 @@ func TestTraceFile(t *testing.T) {
 		if strings.Contains(content, "actuators/x") {
 			t.Errorf("topic trace of sensors/# recorded actuators/x:\n%s", content)
 		}
-		out, errOut, code = d.cli(ctx, "trace", "stop", "topic", "sensors/#")
+		out, errOut, code = d.cli(ctx, t, "trace", "stop", "topic", "sensors/#")
 		if code != 0 {
 			t.Fatalf("edgegate trace stop: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 		}
@@ -163,7 +163,7 @@ func TestTraceFile(t *testing.T) {
 			t.Errorf("topic trace does not end with \"trace stopped\":\n%s", content)
 		}
 		var traces []traceInfo
-		d.api("GET", "/api/v1/traces", nil, http.StatusOK, &traces)
+		d.api(t, "GET", "/api/v1/traces", nil, http.StatusOK, &traces)
 		for _, tr := range traces {
 			if tr.Kind == "topic" && tr.Target == "sensors/#" && tr.StopReason == "" {
 				t.Errorf("GET /api/v1/traces still shows the topic trace running: %+v", tr)
