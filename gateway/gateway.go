@@ -91,7 +91,7 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("mqtt auth: %w", err)
 	}
-	if g.admin, err = admin.Open(st.DB(), admin.Options{}); err != nil {
+	if g.admin, err = admin.Open(st.DB(), admin.Options{HashIterations: cfg.Auth.PBKDF2Iterations}); err != nil {
 		return nil, fmt.Errorf("admin credentials: %w", err)
 	}
 	activated, err := systemd.ActivatedListeners()

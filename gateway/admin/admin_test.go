@@ -240,6 +240,7 @@ func TestAPIKeys(t *testing.T) {
 	if !strings.HasPrefix(key.ID, APIKeyPrefix) || strings.Contains(key.ID, ":") || len(secret) < 40 {
 		t.Fatalf("key %+v secret %q: want an egk_ id and a long secret", key, secret)
 	}
+	clk.Add(time.Second) // the list is ordered by creation time
 	other, _, err := c.CreateAPIKey("ci")
 	if err != nil {
 		t.Fatal(err)

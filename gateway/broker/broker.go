@@ -62,6 +62,11 @@ type Broker struct {
 	tracer    *trace.Tracer
 	log       *slog.Logger
 
+	// live mirrors listeners for connHook.OnConnect, which must not take
+	// mu: ApplyListeners holds mu while a stopping listener waits for its
+	// connection goroutines, one of which may be in OnConnect.
+	live sync.Map // listener name → *listener
+
 	wg     sync.WaitGroup // the $SYS loop
 	cancel context.CancelFunc
 }
@@ -106,6 +111,7 @@ func New(o Options) (*Broker, error) {
 			}
 		}
 		b.listeners[name] = newListener(name, lc, tlsConfig, o.Activated[name])
+		b.live.Store(name, b.listeners[name])
 		b.order = append(b.order, name)
 	}
 	sort.Strings(b.order)

@@ -37,10 +37,12 @@ func (h *connHook) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
 		_ = h.broker.server.SendConnack(cl, packets.ErrClientIdentifierNotValid, false, nil)
 		return packets.ErrClientIdentifierNotValid
 	}
-	h.broker.mu.RLock()
-	l, ok := h.broker.listeners[cl.Net.Listener]
-	h.broker.mu.RUnlock()
-	if !ok || l.active.Load() <= int64(l.cfg.MaxClients) {
+	v, ok := h.broker.live.Load(cl.Net.Listener)
+	if !ok {
+		return nil
+	}
+	l := v.(*listener)
+	if l.active.Load() <= int64(l.cfg.MaxClients) {
 		return nil
 	}
 	h.broker.log.Warn("connection refused: listener full", "listener", l.name, "max_clients", l.cfg.MaxClients, "remote", cl.Net.Remote)

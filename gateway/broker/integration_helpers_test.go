@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -404,7 +405,6 @@ func connectPacket(id string, o connectOpts) packets.Packet {
 		ProtocolVersion: o.version,
 		Connect: packets.ConnectParams{
 			ProtocolName:     []byte("MQTT"),
-			ProtocolVersion:  o.version,
 			Clean:            o.expiry == 0,
 			ClientIdentifier: id,
 			Keepalive:        60,
@@ -431,7 +431,7 @@ func (c *mqttConn) connect(id string, o connectOpts) packets.Packet {
 	c.send(connectPacket(id, o))
 	ack := c.read()
 	if ack.FixedHeader.Type != packets.Connack {
-		c.t.Fatalf("%s: expected CONNACK, got %+v", id, ack)
+		c.t.Fatalf("%s: expected CONNACK, got %s", id, show(ack))
 	}
 	return ack
 }
@@ -510,7 +510,7 @@ func (c *mqttConn) expectDisconnect(code byte) {
 		return
 	}
 	if len(got) == 0 || got[len(got)-1].FixedHeader.Type != packets.Disconnect || got[len(got)-1].ReasonCode != code {
-		c.t.Fatalf("%s: want DISCONNECT %#x before the close, got %+v", c.id, code, got)
+		c.t.Fatalf("%s: want DISCONNECT %#x before the close, got %s", c.id, code, show(got...))
 	}
 }
 
@@ -520,7 +520,7 @@ func (c *mqttConn) ping() {
 	c.t.Helper()
 	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
 	if pk := c.read(); pk.FixedHeader.Type != packets.Pingresp {
-		c.t.Fatalf("%s: expected PINGRESP, got %+v", c.id, pk)
+		c.t.Fatalf("%s: expected PINGRESP, got %s", c.id, show(pk))
 	}
 }
 
@@ -535,7 +535,7 @@ func (c *mqttConn) subscribe(filter string, qos byte) {
 	})
 	ack := c.read()
 	if ack.FixedHeader.Type != packets.Suback || ack.PacketID != id || len(ack.ReasonCodes) != 1 || ack.ReasonCodes[0] != qos {
-		c.t.Fatalf("%s: subscribe %s: got %+v", c.id, filter, ack)
+		c.t.Fatalf("%s: subscribe %s: got %s", c.id, filter, show(ack))
 	}
 }
 
@@ -562,7 +562,7 @@ func (c *mqttConn) expectPublish(topic, payload string) packets.Packet {
 	c.t.Helper()
 	pk := c.read()
 	if pk.FixedHeader.Type != packets.Publish || pk.TopicName != topic || string(pk.Payload) != payload {
-		c.t.Fatalf("%s: want PUBLISH %s %q, got %+v", c.id, topic, payload, pk)
+		c.t.Fatalf("%s: want PUBLISH %s %q, got %s", c.id, topic, payload, show(pk))
 	}
 	return pk
 }
@@ -590,4 +590,53 @@ func wsHandshakeStatus(t testing.TB, url, subprotocol string, tlsConfig *tls.Con
 	}
 	_ = resp.Body.Close()
 	return resp.StatusCode
+}
+
+// receiveAll returns every message the broker queued for c so far, in
+// order, acknowledging QoS 1 ones. mochi writes messages from a queue and
+// other packets directly, so a PINGRESP may overtake a message: after the
+// PINGRESP (everything c sent before is handled) the broker publishes a
+// marker on markerTopic, which c must be subscribed to and which is queued
+// behind everything else.
+func (c *mqttConn) receiveAll(b *itBroker, markerTopic string) []packets.Packet {
+	c.t.Helper()
+	var got []packets.Packet
+	seen := func(pk packets.Packet) {
+		if pk.FixedHeader.Type != packets.Publish {
+			c.t.Fatalf("%s: want PUBLISH, got %s", c.id, show(pk))
+		}
+		if pk.FixedHeader.Qos == 1 {
+			c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
+		}
+		got = append(got, pk)
+	}
+	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+	for pk := c.read(); pk.FixedHeader.Type != packets.Pingresp; pk = c.read() {
+		seen(pk)
+	}
+	if err := b.Publish(Message{Topic: markerTopic, Payload: []byte("marker")}); err != nil {
+		c.t.Fatal(err)
+	}
+	for pk := c.read(); pk.FixedHeader.Type != packets.Publish || pk.TopicName != markerTopic; pk = c.read() {
+		seen(pk)
+	}
+	return got
+}
+
+// show describes packets briefly for failure messages.
+func show(pks ...packets.Packet) string {
+	var parts []string
+	for _, pk := range pks {
+		s := packets.PacketNames[pk.FixedHeader.Type]
+		switch pk.FixedHeader.Type {
+		case packets.Publish:
+			s += fmt.Sprintf("(%s %q qos=%d retain=%v)", pk.TopicName, pk.Payload, pk.FixedHeader.Qos, pk.FixedHeader.Retain)
+		case packets.Connack, packets.Disconnect:
+			s += fmt.Sprintf("(%#x)", pk.ReasonCode)
+		case packets.Suback:
+			s += fmt.Sprintf("(id=%d %v)", pk.PacketID, pk.ReasonCodes)
+		}
+		parts = append(parts, s)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
 }

@@ -151,7 +151,7 @@ func TestWebSocket(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got := c.expectClosed(); len(got) != 0 {
-				t.Errorf("answered a CONNECT in a text frame with %+v", got)
+				t.Errorf("answered a CONNECT in a text frame with %s", show(got...))
 			}
 			if _, ok := b.Client(c.id); ok {
 				t.Errorf("client %q registered", c.id)
@@ -169,7 +169,7 @@ func TestWebSocket(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got := c.expectClosed(); len(got) != 0 {
-				t.Errorf("answered a PINGREQ in a text frame with %+v", got)
+				t.Errorf("answered a PINGREQ in a text frame with %s", show(got...))
 			}
 			waitFor(t, "the client to be removed", func() bool { _, ok := b.Client(id); return !ok })
 		})
@@ -182,13 +182,13 @@ func TestWebSocket(t *testing.T) {
 				c.write(part)
 			}
 			if ack := c.read(); ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
-				t.Fatalf("CONNECT in two messages: got %+v", ack)
+				t.Fatalf("CONNECT in two messages: got %s", show(ack))
 			}
 			ping := c.encode(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
 			c.write(append(append([]byte(nil), ping...), ping...))
 			for range 2 {
 				if pk := c.read(); pk.FixedHeader.Type != packets.Pingresp {
-					t.Fatalf("two PINGREQs in one message: got %+v", pk)
+					t.Fatalf("two PINGREQs in one message: got %s", show(pk))
 				}
 			}
 		})
@@ -221,7 +221,7 @@ func TestMaxClients(t *testing.T) {
 					t.Errorf("%s: CONNACK %#x (session present %v), want %#x", tc.id, ack.ReasonCode, ack.SessionPresent, tc.code)
 				}
 				if got := c.expectClosed(); len(got) != 0 {
-					t.Errorf("%s: packets after the refusal: %+v", tc.id, got)
+					t.Errorf("%s: packets after the refusal: %s", tc.id, show(got...))
 				}
 				if _, ok := b.Client(tc.id); ok {
 					t.Errorf("%s: refused client registered", tc.id)
@@ -297,8 +297,11 @@ func TestAdmin(t *testing.T) {
 	}
 	sysWatcher := b.connect("tcp", "sys-watcher", v3)
 	sysWatcher.subscribe("$SYS/broker/#", 0)
-	sysWatcher.ping() // a retained $SYS message would arrive before the PINGRESP
+	if got := sysWatcher.receiveAll(b, "$SYS/broker/marker"); len(got) != 0 {
+		t.Errorf("a $SYS/broker/# subscriber received %s", show(got...))
+	}
 	sysWatcher.disconnect()
+	waitFor(t, "sys-watcher to leave", func() bool { _, ok := b.Client("sys-watcher"); return !ok })
 
 	start := time.Now()
 	alice := b.connect("tcp", "alice", connectOpts{version: 5, username: "ualice"})
@@ -408,9 +411,11 @@ func TestAdmin(t *testing.T) {
 		if got := b.Retained(); len(got) != 0 {
 			t.Errorf("Retained() after deleting all = %+v", got)
 		}
-		// A new subscriber gets nothing retained either.
+		// A new subscription gets nothing retained either.
 		bob.subscribe("r/#", 0)
-		bob.ping()
+		if got := bob.receiveAll(b, "r/marker"); len(got) != 0 {
+			t.Errorf("a r/# subscriber received %s", show(got...))
+		}
 	})
 
 	t.Run("Kick", func(t *testing.T) {
@@ -585,6 +590,7 @@ func TestApplyListenersSilentConnection(t *testing.T) {
 	kept := b.connect("a", "kept", v5)
 	silent := b.dial("b")
 	b.waitClients("b", 1)
+	addrA := b.addr("a")
 
 	next := maps.Clone(cur)
 	l := next["b"]
@@ -606,7 +612,10 @@ func TestApplyListenersSilentConnection(t *testing.T) {
 		}
 		return true
 	})
-	late := b.connect("a", "late", v5)
+	late := dialTCP(t, addrA, nil) // not b.dial: Listeners() waits for ApplyListeners
+	if ack := late.connect("late", v5); ack.ReasonCode != 0 {
+		t.Fatalf("CONNACK %#x", ack.ReasonCode)
+	}
 	select {
 	case err := <-done:
 		if err != nil {
@@ -618,6 +627,18 @@ func TestApplyListenersSilentConnection(t *testing.T) {
 	silent.expectClosed()
 	kept.ping()
 	late.ping()
+
+	// ApplyListeners holds the broker's lock while a stopping listener waits
+	// for its connection goroutines, one of which may be in OnConnect: a
+	// CONNECT must go through with the lock held.
+	func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		c := dialTCP(t, addrA, nil)
+		if ack := c.connect("while-locked", v5); ack.ReasonCode != 0 {
+			t.Fatalf("CONNACK %#x", ack.ReasonCode)
+		}
+	}()
 }
 
 // TestCloseSilentConnections closes a broker holding, on each kind of
@@ -723,18 +744,10 @@ func TestRetainedSurvivesRestart(t *testing.T) {
 	// A subscriber receives them too.
 	sub := second.connect("tcp", "subscriber", v3)
 	sub.subscribe("#", 1)
-	sub.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
 	received := map[string]string{}
-	for {
-		pk := sub.read()
-		if pk.FixedHeader.Type == packets.Pingresp {
-			break
-		}
-		if pk.FixedHeader.Type != packets.Publish || !pk.FixedHeader.Retain {
-			t.Fatalf("want a retained PUBLISH, got %+v", pk)
-		}
-		if pk.FixedHeader.Qos > 0 {
-			sub.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
+	for _, pk := range sub.receiveAll(second, "marker") {
+		if !pk.FixedHeader.Retain {
+			t.Errorf("%s: retain flag not set", pk.TopicName)
 		}
 		received[pk.TopicName] = string(pk.Payload)
 	}

@@ -40,8 +40,10 @@ type listener struct {
 	establish listeners.EstablishFn
 
 	active atomic.Int64 // open connections, counted from accept to close
-	closed atomic.Bool
-	wg     sync.WaitGroup // connection goroutines of tcp/tls listeners
+	closed atomic.Bool  // set under mu
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{} // connections Close must end: tcp/tls from accept, ws/wss from upgrade
+	wg     sync.WaitGroup        // the goroutines serving conns
 }
 
 var _ listeners.Listener = (*listener)(nil)
@@ -82,6 +84,7 @@ func (l *listener) Init(log *slog.Logger) error {
 			IdleTimeout:       handshakeTimeout,
 			MaxHeaderBytes:    16 << 10,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+			ConnState:         l.countHTTPConn,
 		}
 	}
 	return nil
@@ -95,7 +98,6 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 		if l.tlsConfig != nil {
 			ln = tls.NewListener(ln, l.tlsConfig)
 		}
-		l.http.ConnState = l.countHTTPConn
 		if err := l.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !l.closed.Load() {
 			l.log.Error("websocket listener stopped", "error", err)
 		}
@@ -109,14 +111,40 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			}
 			return
 		}
+		if !l.track(conn) {
+			_ = conn.Close() // closing: the next Accept fails
+			continue
+		}
 		l.active.Add(1)
-		l.wg.Add(1)
 		go func() {
-			defer l.wg.Done()
+			defer l.untrack(conn)
 			defer l.active.Add(-1)
 			l.serveConn(conn)
 		}()
 	}
+}
+
+// track registers a connection for Close to end, and its goroutine for
+// Close to wait for. It reports false once Close has begun.
+func (l *listener) track(conn net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return false
+	}
+	if l.conns == nil {
+		l.conns = map[net.Conn]struct{}{}
+	}
+	l.conns[conn] = struct{}{}
+	l.wg.Add(1)
+	return true
+}
+
+func (l *listener) untrack(conn net.Conn) {
+	l.mu.Lock()
+	delete(l.conns, conn)
+	l.mu.Unlock()
+	l.wg.Done()
 }
 
 func (l *listener) serveConn(conn net.Conn) {
@@ -163,6 +191,11 @@ func (l *listener) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}
+	if !l.track(c.UnderlyingConn()) {
+		_ = c.Close()
+		return
+	}
+	defer l.untrack(c.UnderlyingConn())
 	// The hijacked connection no longer passes through ConnState; count it
 	// here for its lifetime.
 	l.active.Add(1)
@@ -175,20 +208,35 @@ func (l *listener) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Close stops accepting, disconnects this listener's clients and waits for
-// their connection goroutines.
+// Close stops accepting, disconnects this listener's clients, closes the
+// connections that have not connected yet (in a TLS or WebSocket handshake,
+// or before CONNECT) and waits for every connection goroutine. It never
+// waits for a silent peer's handshake timeout.
 func (l *listener) Close(closeClients listeners.CloseFn) {
-	if !l.closed.CompareAndSwap(false, true) {
+	l.mu.Lock()
+	if l.closed.Load() {
+		l.mu.Unlock()
 		return
 	}
+	l.closed.Store(true)
+	l.mu.Unlock()
 	if l.http != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = l.http.Shutdown(ctx)
-		cancel()
-	} else if l.ln != nil {
-		_ = l.ln.Close()
+		// Close, not Shutdown: MQTT listeners have no HTTP requests worth
+		// finishing, and Shutdown would wait for connections that have not
+		// sent a request yet. Hijacked connections are in conns.
+		_ = l.http.Close()
 	}
-	closeClients(l.name)
+	if l.ln != nil {
+		_ = l.ln.Close() // also when Serve has not started the http.Server yet
+	}
+	closeClients(l.name) // connected clients get a DISCONNECT first
+	l.mu.Lock()
+	conns := l.conns
+	l.conns = nil
+	l.mu.Unlock()
+	for conn := range conns {
+		_ = conn.Close()
+	}
 	l.wg.Wait()
 }
 

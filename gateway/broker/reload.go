@@ -61,6 +61,7 @@ func (b *Broker) stopListener(l *listener) {
 	})
 	b.server.Listeners.Delete(l.name)
 	delete(b.listeners, l.name)
+	b.live.Delete(l.name)
 	b.log.Info("listener stopped", "listener", l.name)
 }
 
@@ -77,6 +78,7 @@ func (b *Broker) startListener(name string, lc config.Listener, tlsConfigs TLSCo
 		return err
 	}
 	b.listeners[name] = l
+	b.live.Store(name, l)
 	b.server.Listeners.Serve(name, b.server.EstablishConnection)
 	b.log.Info("listener started", "listener", name, "address", l.Address())
 	return nil
