@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -70,6 +72,7 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 	cfg := settings.Effective().Config
 	g := &Gateway{opts: o, store: st, settings: settings, log: o.Logger}
 	settings.apply = g
+	g.setMemoryLimit(cfg)
 
 	var err error
 	if g.ca, err = ca.Open(st.DB(), ca.Options{DeviceName: cfg.Node, Logger: o.Logger.With("component", "ca")}); err != nil {
@@ -245,6 +248,9 @@ func (g *Gateway) applySettings(old, next config.Config) error {
 	if err := g.auth.SetAuth(next.Auth); err != nil {
 		errs = append(errs, fmt.Errorf("auth: %w", err))
 	}
+	if old.Memory != next.Memory {
+		g.setMemoryLimit(next)
+	}
 	if !reflect.DeepEqual(old.Listeners, next.Listeners) {
 		g.auth.SetListeners(next.Listeners)
 		if err := g.broker.ApplyListeners(next.Listeners, listenerTLS{g}); err != nil {
@@ -296,5 +302,22 @@ func restartOnly(old, next config.Config) []string {
 	if old.Trace != next.Trace {
 		out = append(out, "trace")
 	}
+	if old.SessionQueueBytes() != next.SessionQueueBytes() {
+		out = append(out, "session queue bound (mqtt.max_queued_bytes, memory.budget_bytes)")
+	}
 	return out
+}
+
+// setMemoryLimit makes the memory budget the runtime's soft limit, unless
+// the operator set GOMEMLIMIT in the environment, which wins.
+func (g *Gateway) setMemoryLimit(cfg config.Config) {
+	if _, fromEnv := os.LookupEnv("GOMEMLIMIT"); fromEnv {
+		return
+	}
+	limit := cfg.MemoryLimit()
+	if limit <= 0 {
+		limit = math.MaxInt64 // the runtime's "no limit"
+	}
+	debug.SetMemoryLimit(limit)
+	g.log.Debug("memory limit", "bytes", limit)
 }

@@ -120,7 +120,7 @@ func New(o Options) (*Broker, error) {
 	b.persist, err = persist.New(persist.Options{
 		DB:                o.DB,
 		MaxQueuedMessages: cfg.MQTT.MaxQueuedMessages,
-		MaxQueuedBytes:    cfg.MQTT.MaxQueuedBytes,
+		MaxQueuedBytes:    cfg.SessionQueueBytes(),
 		OnDrop:            func(string) { b.sys.AddDropped(1) },
 		Logger:            log.With("component", "persist"),
 	})

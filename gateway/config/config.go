@@ -23,6 +23,7 @@ type Config struct {
 	ACL       ACL                 `json:"acl"`
 	Sys       Sys                 `json:"sys"`
 	Trace     Trace               `json:"trace"`
+	Memory    Memory              `json:"memory"`
 	Log       Log                 `json:"log"`
 }
 
@@ -209,6 +210,46 @@ type Trace struct {
 	// MaxBytes caps one trace file; tracing stops when it is reached.
 	MaxBytes int64 `json:"max_bytes"`
 }
+
+// Memory is the gateway's memory budget.
+type Memory struct {
+	// BudgetBytes is what the whole gateway may use; 0 leaves the Go
+	// runtime's defaults. It becomes the runtime's soft memory limit
+	// (GOMEMLIMIT, unless that is set in the environment), and it caps each
+	// session's queue so that the queues of every client the listeners admit
+	// fit in half of it.
+	BudgetBytes int64 `json:"budget_bytes"`
+}
+
+// MemoryLimit is the Go runtime soft limit derived from the budget, with
+// headroom for what the runtime does not count (stacks it cannot free at
+// once, the binary itself); 0 means no limit.
+func (c Config) MemoryLimit() int64 {
+	return c.Memory.BudgetBytes / 10 * 9
+}
+
+// SessionQueueBytes is the effective per-session queue bound: the
+// configured mqtt.max_queued_bytes, lowered by the memory budget.
+func (c Config) SessionQueueBytes() int64 {
+	q := c.MQTT.MaxQueuedBytes
+	if c.Memory.BudgetBytes <= 0 {
+		return q
+	}
+	clients := int64(0)
+	for _, l := range c.Listeners {
+		if !l.Disabled {
+			clients += int64(l.MaxClients)
+		}
+	}
+	if clients == 0 {
+		return q
+	}
+	return max(min(q, c.Memory.BudgetBytes/2/clients), minSessionQueueBytes)
+}
+
+// minSessionQueueBytes keeps at least a few messages queueable per session
+// whatever the budget.
+const minSessionQueueBytes = 4 << 10
 
 // Log configures the process log.
 type Log struct {

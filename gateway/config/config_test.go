@@ -166,3 +166,29 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestMemoryBudget(t *testing.T) {
+	c := Defaults()
+	if c.MemoryLimit() != 0 || c.SessionQueueBytes() != c.MQTT.MaxQueuedBytes {
+		t.Fatalf("no budget: limit %d, queue %d", c.MemoryLimit(), c.SessionQueueBytes())
+	}
+	clients := int64(0)
+	for _, l := range c.Listeners {
+		clients += int64(l.MaxClients)
+	}
+	c.Memory.BudgetBytes = 512 << 20
+	if got, want := c.SessionQueueBytes(), int64(512<<20)/2/clients; got != want {
+		t.Errorf("queue bytes = %d, want half the budget over %d clients = %d", got, clients, want)
+	}
+	if got := c.MemoryLimit(); got != (512<<20)/10*9 {
+		t.Errorf("limit = %d", got)
+	}
+	c.Memory.BudgetBytes = 16 << 20
+	if got := c.SessionQueueBytes(); got != minSessionQueueBytes {
+		t.Errorf("tiny budget: queue bytes = %d, want the floor %d", got, minSessionQueueBytes)
+	}
+	c.Memory.BudgetBytes = 1 << 20
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "memory.budget_bytes") {
+		t.Errorf("1 MiB budget accepted: %v", err)
+	}
+}

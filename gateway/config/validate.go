@@ -46,6 +46,9 @@ func (c Config) Validate() error {
 	}
 	v.atLeast("sys.long_gc", c.Sys.LongGC, time.Millisecond)
 	v.positive("trace.max_bytes", c.Trace.MaxBytes)
+	if b := c.Memory.BudgetBytes; b != 0 && b < 16<<20 {
+		v.add("memory.budget_bytes", "must be 0 (no budget) or at least 16 MiB")
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.Log.Level)); err != nil {
 		v.add("log.level", "must be debug, info, warn or error")

@@ -395,7 +395,9 @@ func TestQueueBounds(t *testing.T) {
 		// The bound counts what was restored from the store.
 		b = startBroker(t, db, Options{MaxQueuedBytes: 10, OnDrop: drops.add}, nil)
 		defer b.close()
-		b.srv.Publish("q/1", []byte("ee"), false, 1) // 9+2 > 10
+		if err := b.srv.Publish("q/1", []byte("ee"), false, 1); err != nil { // 9+2 > 10
+			t.Fatal(err)
+		}
 		if got := drops.get(); !slices.Equal(got, []string{"slow", "slow"}) {
 			t.Fatalf("drops %q after restart, want two for slow", got)
 		}
