@@ -25,6 +25,7 @@ func TestDependencies(t *testing.T) {
 		"github.com/go-redis/",
 		"github.com/mochi-mqtt/server/v2/hooks/storage/",
 		"github.com/mochi-mqtt/server/v2/config",
+		"github.com/edgegate/edgegate/gateway/broker/internal/mqtttest", // test support only
 	}
 	deps := strings.Fields(string(out))
 	if len(deps) < 50 {

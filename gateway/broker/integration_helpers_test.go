@@ -1,28 +1,23 @@
 package broker
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/edgegate/edgegate/certs/ca"
 	"github.com/edgegate/edgegate/certs/tlsconf"
+	"github.com/edgegate/edgegate/gateway/broker/internal/mqtttest"
 	"github.com/edgegate/edgegate/gateway/config"
 	"github.com/edgegate/edgegate/gateway/store"
 )
@@ -30,40 +25,6 @@ import (
 // ioTimeout bounds every network wait of these tests; it is well below the
 // listeners' 10 s handshake timeout so a test never passes by waiting it out.
 const ioTimeout = 5 * time.Second
-
-// itAllowAll lets every client connect, publish and subscribe: without a
-// hook providing OnConnectAuthenticate mochi refuses every CONNECT.
-type itAllowAll struct{ mqtt.HookBase }
-
-func (*itAllowAll) ID() string { return "test-allow-all" }
-func (*itAllowAll) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
-}
-func (*itAllowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
-func (*itAllowAll) OnACLCheck(*mqtt.Client, string, bool) bool              { return true }
-
-// itLogWriter forwards logs to t.Log until the test ends; mochi goroutines
-// may log after that.
-type itLogWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func itLogger(t testing.TB) *slog.Logger {
-	w := &itLogWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-func (w *itLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(string(bytes.TrimRight(p, "\n")))
-	}
-	return len(p), nil
-}
 
 // itEnv is a store in a temporary directory and a local CA whose server
 // certificate for 127.0.0.1 the TLS listeners present.
@@ -143,10 +104,10 @@ func startBroker(t testing.TB, env *itEnv, cfg config.Config) *itBroker {
 		Config:   cfg,
 		DB:       env.db,
 		TLS:      env,
-		Auth:     new(itAllowAll),
+		Auth:     new(mqtttest.AllowAll),
 		TraceDir: t.TempDir(),
 		Version:  "test",
-		Logger:   itLogger(t),
+		Logger:   mqtttest.Logger(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -246,29 +207,18 @@ func (b *itBroker) connect(name, id string, o connectOpts) *mqttConn {
 	return c
 }
 
-// transport is the byte stream under an MQTT client: TCP, TLS or
-// WebSocket binary messages.
-type transport interface {
-	io.ReadWriteCloser
-	SetReadDeadline(time.Time) error
-	SetWriteDeadline(time.Time) error
-}
-
-// mqttConn is a minimal MQTT client speaking through mochi's packet codec,
-// so a test controls and sees every packet.
+// mqttConn is a raw MQTT client of a listener, with the WebSocket
+// connection under it when there is one.
 type mqttConn struct {
-	t       testing.TB
-	id      string
-	version byte
-	tr      transport
-	ws      *websocket.Conn // for WebSocket transports
-	r       *bufio.Reader
-	nextID  uint16
+	*mqtttest.RawClient
+	t  testing.TB
+	ws *websocket.Conn
 }
 
-func newMQTTConn(t testing.TB, tr transport) *mqttConn {
-	t.Cleanup(func() { _ = tr.Close() })
-	return &mqttConn{t: t, version: 4, tr: tr, r: bufio.NewReader(tr)}
+func newMQTTConn(t testing.TB, tr mqtttest.Transport) *mqttConn {
+	c := mqtttest.NewRawClient(t, tr)
+	c.Timeout = ioTimeout
+	return &mqttConn{RawClient: c, t: t}
 }
 
 func dialTCP(t testing.TB, addr string, tlsConfig *tls.Config) *mqttConn {
@@ -360,127 +310,16 @@ var (
 	v5 = connectOpts{version: 5}
 )
 
-// encode encodes pk as this client's protocol version.
-func (c *mqttConn) encode(pk packets.Packet) []byte {
-	c.t.Helper()
-	pk.ProtocolVersion = c.version
-	var buf bytes.Buffer
-	var err error
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = pk.ConnectEncode(&buf)
-	case packets.Publish:
-		err = pk.PublishEncode(&buf)
-	case packets.Puback:
-		err = pk.PubackEncode(&buf)
-	case packets.Subscribe:
-		pk.FixedHeader.Qos = 1
-		err = pk.SubscribeEncode(&buf)
-	case packets.Pingreq:
-		err = pk.PingreqEncode(&buf)
-	case packets.Disconnect:
-		err = pk.DisconnectEncode(&buf)
-	default:
-		err = fmt.Errorf("cannot send packet type %d", pk.FixedHeader.Type)
-	}
-	if err != nil {
-		c.t.Fatalf("%s: encode: %v", c.id, err)
-	}
-	return buf.Bytes()
-}
-
-func (c *mqttConn) write(b []byte) {
-	c.t.Helper()
-	_ = c.tr.SetWriteDeadline(time.Now().Add(ioTimeout))
-	if _, err := c.tr.Write(b); err != nil {
-		c.t.Fatalf("%s: write: %v", c.id, err)
-	}
-}
-
-func (c *mqttConn) send(pk packets.Packet) { c.t.Helper(); c.write(c.encode(pk)) }
-
-func connectPacket(id string, o connectOpts) packets.Packet {
-	pk := packets.Packet{
-		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
-		ProtocolVersion: o.version,
-		Connect: packets.ConnectParams{
-			ProtocolName:     []byte("MQTT"),
-			Clean:            o.expiry == 0,
-			ClientIdentifier: id,
-			Keepalive:        60,
-		},
-	}
-	if o.username != "" {
-		pk.Connect.Username = []byte(o.username)
-		pk.Connect.UsernameFlag = true
-	}
-	if o.version == 5 && o.expiry > 0 {
-		pk.Properties.SessionExpiryInterval = o.expiry
-		pk.Properties.SessionExpiryIntervalFlag = true
-	}
-	return pk
+// options are o as a CONNECT: keepalive 60, a clean session unless there
+// is a session expiry.
+func (o connectOpts) options() mqtttest.ConnectOptions {
+	return mqtttest.ConnectOptions{Version: o.version, Clean: o.expiry == 0, Keepalive: 60, Username: o.username, Expiry: o.expiry}
 }
 
 // connect sends CONNECT and returns the CONNACK, whatever its code.
 func (c *mqttConn) connect(id string, o connectOpts) packets.Packet {
 	c.t.Helper()
-	if o.version == 0 {
-		o.version = 4
-	}
-	c.id, c.version = id, o.version
-	c.send(connectPacket(id, o))
-	ack := c.read()
-	if ack.FixedHeader.Type != packets.Connack {
-		c.t.Fatalf("%s: expected CONNACK, got %s", id, show(ack))
-	}
-	return ack
-}
-
-// readPacket reads and decodes one packet.
-func (c *mqttConn) readPacket() (packets.Packet, error) {
-	_ = c.tr.SetReadDeadline(time.Now().Add(ioTimeout))
-	hb, err := c.r.ReadByte()
-	if err != nil {
-		return packets.Packet{}, err
-	}
-	pk := packets.Packet{ProtocolVersion: c.version}
-	if err := pk.FixedHeader.Decode(hb); err != nil {
-		return pk, err
-	}
-	n, _, err := packets.DecodeLength(c.r)
-	if err != nil {
-		return pk, err
-	}
-	pk.FixedHeader.Remaining = n
-	body := make([]byte, n)
-	if _, err := io.ReadFull(c.r, body); err != nil {
-		return pk, err
-	}
-	switch pk.FixedHeader.Type {
-	case packets.Connack:
-		err = pk.ConnackDecode(body)
-	case packets.Publish:
-		err = pk.PublishDecode(body)
-	case packets.Puback:
-		err = pk.PubackDecode(body)
-	case packets.Suback:
-		err = pk.SubackDecode(body)
-	case packets.Disconnect:
-		err = pk.DisconnectDecode(body)
-	case packets.Pingresp:
-	default:
-		err = fmt.Errorf("unexpected packet type %d", pk.FixedHeader.Type)
-	}
-	return pk, err
-}
-
-func (c *mqttConn) read() packets.Packet {
-	c.t.Helper()
-	pk, err := c.readPacket()
-	if err != nil {
-		c.t.Fatalf("%s: read: %v", c.id, err)
-	}
-	return pk
+	return c.ConnectWith(id, o.options())
 }
 
 // expectClosed reads until the broker ends the connection and returns the
@@ -489,13 +328,13 @@ func (c *mqttConn) expectClosed() []packets.Packet {
 	c.t.Helper()
 	var got []packets.Packet
 	for {
-		pk, err := c.readPacket()
+		pk, err := c.ReadPacket()
 		if err == nil {
 			got = append(got, pk)
 			continue
 		}
 		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-			c.t.Fatalf("%s: connection still open after %v (got %d packets)", c.id, ioTimeout, len(got))
+			c.t.Fatalf("%s: connection still open after %v (got %d packets)", c.ID, ioTimeout, len(got))
 		}
 		return got
 	}
@@ -506,63 +345,27 @@ func (c *mqttConn) expectClosed() []packets.Packet {
 func (c *mqttConn) expectDisconnect(code byte) {
 	c.t.Helper()
 	got := c.expectClosed()
-	if c.version < 5 {
+	if c.Version < 5 {
 		return
 	}
 	if len(got) == 0 || got[len(got)-1].FixedHeader.Type != packets.Disconnect || got[len(got)-1].ReasonCode != code {
-		c.t.Fatalf("%s: want DISCONNECT %#x before the close, got %s", c.id, code, show(got...))
+		c.t.Fatalf("%s: want DISCONNECT %#x before the close, got %s", c.ID, code, mqtttest.Show(got...))
 	}
-}
-
-// ping is a PINGREQ/PINGRESP round trip: the connection is alive and the
-// broker handled everything sent before.
-func (c *mqttConn) ping() {
-	c.t.Helper()
-	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
-	if pk := c.read(); pk.FixedHeader.Type != packets.Pingresp {
-		c.t.Fatalf("%s: expected PINGRESP, got %s", c.id, show(pk))
-	}
-}
-
-func (c *mqttConn) subscribe(filter string, qos byte) {
-	c.t.Helper()
-	c.nextID++
-	id := c.nextID
-	c.send(packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Subscribe},
-		PacketID:    id,
-		Filters:     packets.Subscriptions{{Filter: filter, Qos: qos}},
-	})
-	ack := c.read()
-	if ack.FixedHeader.Type != packets.Suback || ack.PacketID != id || len(ack.ReasonCodes) != 1 || ack.ReasonCodes[0] != qos {
-		c.t.Fatalf("%s: subscribe %s: got %s", c.id, filter, show(ack))
-	}
-}
-
-// publish sends a QoS 0 message and waits until the broker handled it.
-func (c *mqttConn) publish(topic, payload string, retain bool) {
-	c.t.Helper()
-	c.send(packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: retain},
-		TopicName:   topic,
-		Payload:     []byte(payload),
-	})
-	c.ping()
 }
 
 // disconnect sends DISCONNECT and closes the connection.
 func (c *mqttConn) disconnect() {
 	c.t.Helper()
-	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
-	_ = c.tr.Close()
+	c.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
+	_ = c.Close()
 }
 
 // expectPublish reads the next packet, which must be a PUBLISH on topic.
 func (c *mqttConn) expectPublish(topic, payload string) packets.Packet {
 	c.t.Helper()
-	pk := c.read()
+	pk := c.Recv()
 	if pk.FixedHeader.Type != packets.Publish || pk.TopicName != topic || string(pk.Payload) != payload {
-		c.t.Fatalf("%s: want PUBLISH %s %q, got %s", c.id, topic, payload, show(pk))
+		c.t.Fatalf("%s: want PUBLISH %s %q, got %s", c.ID, topic, payload, mqtttest.Show(pk))
 	}
 	return pk
 }
@@ -603,40 +406,22 @@ func (c *mqttConn) receiveAll(b *itBroker, markerTopic string) []packets.Packet 
 	var got []packets.Packet
 	seen := func(pk packets.Packet) {
 		if pk.FixedHeader.Type != packets.Publish {
-			c.t.Fatalf("%s: want PUBLISH, got %s", c.id, show(pk))
+			c.t.Fatalf("%s: want PUBLISH, got %s", c.ID, mqtttest.Show(pk))
 		}
 		if pk.FixedHeader.Qos == 1 {
-			c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
+			c.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
 		}
 		got = append(got, pk)
 	}
-	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
-	for pk := c.read(); pk.FixedHeader.Type != packets.Pingresp; pk = c.read() {
+	c.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+	for pk := c.Recv(); pk.FixedHeader.Type != packets.Pingresp; pk = c.Recv() {
 		seen(pk)
 	}
 	if err := b.Publish(Message{Topic: markerTopic, Payload: []byte("marker")}); err != nil {
 		c.t.Fatal(err)
 	}
-	for pk := c.read(); pk.FixedHeader.Type != packets.Publish || pk.TopicName != markerTopic; pk = c.read() {
+	for pk := c.Recv(); pk.FixedHeader.Type != packets.Publish || pk.TopicName != markerTopic; pk = c.Recv() {
 		seen(pk)
 	}
 	return got
-}
-
-// show describes packets briefly for failure messages.
-func show(pks ...packets.Packet) string {
-	var parts []string
-	for _, pk := range pks {
-		s := packets.PacketNames[pk.FixedHeader.Type]
-		switch pk.FixedHeader.Type {
-		case packets.Publish:
-			s += fmt.Sprintf("(%s %q qos=%d retain=%v)", pk.TopicName, pk.Payload, pk.FixedHeader.Qos, pk.FixedHeader.Retain)
-		case packets.Connack, packets.Disconnect:
-			s += fmt.Sprintf("(%#x)", pk.ReasonCode)
-		case packets.Suback:
-			s += fmt.Sprintf("(id=%d %v)", pk.PacketID, pk.ReasonCodes)
-		}
-		parts = append(parts, s)
-	}
-	return "[" + strings.Join(parts, " ") + "]"
 }

@@ -15,6 +15,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/edgegate/edgegate/gateway/broker/internal/mqtttest"
 	"github.com/edgegate/edgegate/gateway/config"
 )
 
@@ -75,7 +76,7 @@ func TestStartCloseAllListenerTypes(t *testing.T) {
 			t.Errorf("listener %d = %+v, want %+v", i, st, w)
 		}
 		c := b.connect(w.Name, "client-"+w.Name, v5)
-		c.ping()
+		c.Ping()
 		info, ok := b.Client("client-" + w.Name)
 		if !ok || info.Listener != w.Name || !info.Connected {
 			t.Errorf("%s: Client() = %+v, %v", w.Name, info, ok)
@@ -129,7 +130,7 @@ func TestWebSocket(t *testing.T) {
 				if ack := c.connect(id, v3); ack.ReasonCode != 0 {
 					t.Fatalf("CONNACK %#x", ack.ReasonCode)
 				}
-				c.ping()
+				c.Ping()
 				if info, ok := b.Client(id); !ok || info.Listener != tr.listener || info.Protocol != 4 {
 					t.Errorf("Client(%q) = %+v, %v", id, info, ok)
 				}
@@ -146,15 +147,15 @@ func TestWebSocket(t *testing.T) {
 
 		t.Run(tr.listener+"/text frame before CONNECT", func(t *testing.T) {
 			c := dialWS(t, base+"/mqtt", "mqtt", tlsConfig)
-			c.id = "text-before"
-			if err := c.ws.WriteMessage(websocket.TextMessage, c.encode(connectPacket(c.id, v3))); err != nil {
+			c.ID = "text-before"
+			if err := c.ws.WriteMessage(websocket.TextMessage, c.Encode(mqtttest.ConnectPacket(c.ID, v3.options()))); err != nil {
 				t.Fatal(err)
 			}
 			if got := c.expectClosed(); len(got) != 0 {
-				t.Errorf("answered a CONNECT in a text frame with %s", show(got...))
+				t.Errorf("answered a CONNECT in a text frame with %s", mqtttest.Show(got...))
 			}
-			if _, ok := b.Client(c.id); ok {
-				t.Errorf("client %q registered", c.id)
+			if _, ok := b.Client(c.ID); ok {
+				t.Errorf("client %q registered", c.ID)
 			}
 		})
 
@@ -164,31 +165,31 @@ func TestWebSocket(t *testing.T) {
 			if ack := c.connect(id, v5); ack.ReasonCode != 0 {
 				t.Fatalf("CONNACK %#x", ack.ReasonCode)
 			}
-			ping := c.encode(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+			ping := c.Encode(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
 			if err := c.ws.WriteMessage(websocket.TextMessage, ping); err != nil {
 				t.Fatal(err)
 			}
 			if got := c.expectClosed(); len(got) != 0 {
-				t.Errorf("answered a PINGREQ in a text frame with %s", show(got...))
+				t.Errorf("answered a PINGREQ in a text frame with %s", mqtttest.Show(got...))
 			}
 			waitFor(t, "the client to be removed", func() bool { _, ok := b.Client(id); return !ok })
 		})
 
 		t.Run(tr.listener+"/packets across messages", func(t *testing.T) {
 			c := dialWS(t, base+"/mqtt", "mqtt", tlsConfig)
-			c.id = tr.listener + "-split"
-			connect := c.encode(connectPacket(c.id, v3))
+			c.ID = tr.listener + "-split"
+			connect := c.Encode(mqtttest.ConnectPacket(c.ID, v3.options()))
 			for _, part := range [][]byte{connect[:3], connect[3:]} {
-				c.write(part)
+				c.Write(part)
 			}
-			if ack := c.read(); ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
-				t.Fatalf("CONNECT in two messages: got %s", show(ack))
+			if ack := c.Recv(); ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
+				t.Fatalf("CONNECT in two messages: got %s", mqtttest.Show(ack))
 			}
-			ping := c.encode(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
-			c.write(append(append([]byte(nil), ping...), ping...))
+			ping := c.Encode(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+			c.Write(append(append([]byte(nil), ping...), ping...))
 			for range 2 {
-				if pk := c.read(); pk.FixedHeader.Type != packets.Pingresp {
-					t.Fatalf("two PINGREQs in one message: got %s", show(pk))
+				if pk := c.Recv(); pk.FixedHeader.Type != packets.Pingresp {
+					t.Fatalf("two PINGREQs in one message: got %s", mqtttest.Show(pk))
 				}
 			}
 		})
@@ -221,19 +222,19 @@ func TestMaxClients(t *testing.T) {
 					t.Errorf("%s: CONNACK %#x (session present %v), want %#x", tc.id, ack.ReasonCode, ack.SessionPresent, tc.code)
 				}
 				if got := c.expectClosed(); len(got) != 0 {
-					t.Errorf("%s: packets after the refusal: %s", tc.id, show(got...))
+					t.Errorf("%s: packets after the refusal: %s", tc.id, mqtttest.Show(got...))
 				}
 				if _, ok := b.Client(tc.id); ok {
 					t.Errorf("%s: refused client registered", tc.id)
 				}
 			}
 			b.waitClients("l", 2)
-			second.ping()
+			second.Ping()
 
 			first.disconnect()
 			b.waitClients("l", 1)
 			third := b.connect("l", "c3", v5)
-			third.ping()
+			third.Ping()
 			b.waitClients("l", 2)
 			var ids []string
 			for _, c := range b.Clients() {
@@ -252,7 +253,7 @@ func TestInlineClientIDRefused(t *testing.T) {
 	env := newEnv(t)
 	b := startBroker(t, env, testConfig(map[string]config.Listener{"tcp": tcpListener(10)}))
 	watcher := b.connect("tcp", "watcher", v3)
-	watcher.subscribe("check/#", 0)
+	watcher.Subscribe("check/#", 0)
 	for _, tc := range []struct {
 		name string
 		o    connectOpts
@@ -296,9 +297,9 @@ func TestAdmin(t *testing.T) {
 		}
 	}
 	sysWatcher := b.connect("tcp", "sys-watcher", v3)
-	sysWatcher.subscribe("$SYS/broker/#", 0)
+	sysWatcher.Subscribe("$SYS/broker/#", 0)
 	if got := sysWatcher.receiveAll(b, "$SYS/broker/marker"); len(got) != 0 {
-		t.Errorf("a $SYS/broker/# subscriber received %s", show(got...))
+		t.Errorf("a $SYS/broker/# subscriber received %s", mqtttest.Show(got...))
 	}
 	sysWatcher.disconnect()
 	waitFor(t, "sys-watcher to leave", func() bool { _, ok := b.Client("sys-watcher"); return !ok })
@@ -307,10 +308,10 @@ func TestAdmin(t *testing.T) {
 	alice := b.connect("tcp", "alice", connectOpts{version: 5, username: "ualice"})
 	bob := b.connect("ws", "bob", connectOpts{version: 4, username: "ubob"})
 	carol := b.connect("tcp", "carol", connectOpts{version: 5, expiry: 3600})
-	alice.subscribe("a/#", 1)
-	alice.subscribe("a/b", 0)
-	bob.subscribe("b/+", 2)
-	carol.subscribe("c", 1)
+	alice.Subscribe("a/#", 1)
+	alice.Subscribe("a/b", 0)
+	bob.Subscribe("b/+", 2)
+	carol.Subscribe("c", 1)
 	end := time.Now()
 
 	t.Run("Clients", func(t *testing.T) {
@@ -378,7 +379,7 @@ func TestAdmin(t *testing.T) {
 		if err := b.Publish(Message{Topic: "r/not-retained", Payload: []byte("x")}); err != nil {
 			t.Fatal(err)
 		}
-		bob.publish("r/client", "p2", true)
+		bob.Publish("r/client", "p2", 0, true)
 		got := b.Retained()
 		want := []RetainedMessage{
 			{Topic: "r/client", Payload: []byte("p2"), QoS: 0},
@@ -412,9 +413,9 @@ func TestAdmin(t *testing.T) {
 			t.Errorf("Retained() after deleting all = %+v", got)
 		}
 		// A new subscription gets nothing retained either.
-		bob.subscribe("r/#", 0)
+		bob.Subscribe("r/#", 0)
 		if got := bob.receiveAll(b, "r/marker"); len(got) != 0 {
-			t.Errorf("a r/# subscriber received %s", show(got...))
+			t.Errorf("a r/# subscriber received %s", mqtttest.Show(got...))
 		}
 	})
 
@@ -547,7 +548,7 @@ func TestApplyListeners(t *testing.T) {
 			if addr := b.addr(name); addr != oldAddr[name] || b.listeners[name] != oldImpl[name] {
 				t.Errorf("%s: kept listener %s restarted (%s → %s)", step.name, name, oldAddr[name], addr)
 			}
-			clients[name].ping()
+			clients[name].Ping()
 		}
 		for _, name := range step.rebound {
 			if b.listeners[name] == oldImpl[name] {
@@ -559,7 +560,7 @@ func TestApplyListeners(t *testing.T) {
 			}
 			clients[name].expectDisconnect(codeShuttingDown)
 			connect(name)
-			clients[name].ping()
+			clients[name].Ping()
 		}
 		for _, name := range step.gone {
 			clients[name].expectDisconnect(codeShuttingDown)
@@ -573,7 +574,7 @@ func TestApplyListeners(t *testing.T) {
 				t.Fatalf("%s: %s was already running", step.name, name)
 			}
 			connect(name)
-			clients[name].ping()
+			clients[name].Ping()
 		}
 		cur = next
 	}
@@ -625,8 +626,8 @@ func TestApplyListenersSilentConnection(t *testing.T) {
 		t.Fatal("ApplyListeners waits for a connection that never sent CONNECT")
 	}
 	silent.expectClosed()
-	kept.ping()
-	late.ping()
+	kept.Ping()
+	late.Ping()
 
 	// ApplyListeners holds the broker's lock while a stopping listener waits
 	// for its connection goroutines, one of which may be in OnConnect: a
@@ -707,7 +708,7 @@ func TestRetainedSurvivesRestart(t *testing.T) {
 	pub := first.connect("tcp", "publisher", v3)
 	for _, tc := range cases {
 		if tc.byClient {
-			pub.publish(tc.topic, tc.payload, true)
+			pub.Publish(tc.topic, tc.payload, 0, true)
 		} else if err := first.Publish(Message{Topic: tc.topic, Payload: []byte(tc.payload), QoS: tc.qos, Retain: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -743,7 +744,7 @@ func TestRetainedSurvivesRestart(t *testing.T) {
 
 	// A subscriber receives them too.
 	sub := second.connect("tcp", "subscriber", v3)
-	sub.subscribe("#", 1)
+	sub.Subscribe("#", 1)
 	received := map[string]string{}
 	for _, pk := range sub.receiveAll(second, "marker") {
 		if !pk.FixedHeader.Retain {

@@ -1,12 +1,6 @@
 package persist
 
 import (
-	"bufio"
-	"bytes"
-	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -14,12 +8,11 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.etcd.io/bbolt"
-)
 
-const ioTimeout = 10 * time.Second
+	"github.com/edgegate/edgegate/gateway/broker/internal/mqtttest"
+)
 
 func openDB(t testing.TB, path string) *bbolt.DB {
 	t.Helper()
@@ -38,29 +31,6 @@ func tempDB(t testing.TB) (*bbolt.DB, string) {
 	return db, path
 }
 
-// testLogger forwards logs to t.Log until the test ends; mochi goroutines
-// may log after that.
-type testLogger struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func newTestLogger(t testing.TB) *slog.Logger {
-	w := &testLogger{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-func (w *testLogger) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(string(bytes.TrimRight(p, "\n")))
-	}
-	return len(p), nil
-}
-
 // broker is a mochi server with the hook on a TCP listener.
 type broker struct {
 	t      testing.TB
@@ -75,14 +45,12 @@ type broker struct {
 // first, then Attach, Serve, Replay. before are hooks added ahead of ours.
 func startBroker(t testing.TB, db *bbolt.DB, o Options, caps *mqtt.Capabilities, before ...mqtt.Hook) *broker {
 	t.Helper()
-	log := newTestLogger(t)
-	if caps == nil {
-		caps = mqtt.NewDefaultServerCapabilities()
-	}
-	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: log, Capabilities: caps})
-	if err := srv.AddHook(new(allowAll), nil); err != nil {
-		t.Fatal(err)
-	}
+	log := mqtttest.Logger(t)
+	srv := mqtttest.NewServer(t, func(so *mqtt.Options) {
+		so.Logger = log
+		so.Capabilities = caps
+		so.SysTopicResendInterval = 0 // mochi's 1 s default, so the hook's OnSysInfoTick runs during the tests
+	})
 	for _, hk := range before {
 		if err := srv.AddHook(hk, nil); err != nil {
 			t.Fatal(err)
@@ -101,17 +69,11 @@ func startBroker(t testing.TB, db *bbolt.DB, o Options, caps *mqtt.Capabilities,
 	if err := srv.AddHook(p, nil); err != nil { // after ours: when it sees an event, ours has handled it
 		t.Fatal(err)
 	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	if err := srv.AddListener(tcp); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
+	addr := mqtttest.ServeTCP(t, srv)
 	if err := h.Replay(Publisher(srv)); err != nil {
 		t.Fatal(err)
 	}
-	b := &broker{t: t, srv: srv, hook: h, probe: p, addr: tcp.Address()}
+	b := &broker{t: t, srv: srv, hook: h, probe: p, addr: addr}
 	t.Cleanup(b.close)
 	return b
 }
@@ -134,17 +96,6 @@ func (b *broker) synced() {
 		b.t.Fatal(err)
 	}
 }
-
-// allowAll lets every client connect, publish and subscribe (mochi's
-// hooks/auth would pull in yaml).
-type allowAll struct{ mqtt.HookBase }
-
-func (*allowAll) ID() string { return "allow-all" }
-func (*allowAll) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
-}
-func (*allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
-func (*allowAll) OnACLCheck(*mqtt.Client, string, bool) bool              { return true }
 
 // probe reports hook events to the test.
 type probe struct {
@@ -171,7 +122,7 @@ func (p *probe) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 // waitDisconnect waits until the broker has handled the disconnect of client.
 func (b *broker) waitDisconnect(client string) {
 	b.t.Helper()
-	deadline := time.After(ioTimeout)
+	deadline := time.After(mqtttest.WaitLimit)
 	for {
 		select {
 		case e := <-b.probe.events:
@@ -184,15 +135,11 @@ func (b *broker) waitDisconnect(client string) {
 	}
 }
 
-// client is a minimal MQTT client speaking through mochi's packet codec, so
-// a test controls every packet (and every acknowledgement).
+// client is a raw MQTT client of a broker, so a test controls every packet
+// (and every acknowledgement).
 type client struct {
-	t       testing.TB
-	id      string
-	version byte
-	conn    net.Conn
-	r       *bufio.Reader
-	nextID  uint16
+	*mqtttest.RawClient
+	t testing.TB
 }
 
 type connectOpts struct {
@@ -208,165 +155,21 @@ var (
 	cleanV3      = connectOpts{version: 4, clean: true}
 )
 
+// connect connects as id, fails the test unless the broker accepts, and
+// reports whether a session was present.
 func (b *broker) connect(id string, o connectOpts) (*client, bool) {
 	b.t.Helper()
-	conn, err := net.DialTimeout("tcp", b.addr, ioTimeout)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	c := &client{t: b.t, id: id, version: o.version, conn: conn, r: bufio.NewReader(conn)}
-	b.t.Cleanup(func() { _ = conn.Close() })
-	pk := packets.Packet{
-		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
-		ProtocolVersion: o.version,
-		Connect: packets.ConnectParams{
-			ProtocolName:     []byte("MQTT"),
-			Clean:            o.clean,
-			ClientIdentifier: id,
-			Keepalive:        60,
-		},
-	}
-	if o.version == 5 && o.expiry > 0 {
-		pk.Properties.SessionExpiryInterval = o.expiry
-		pk.Properties.SessionExpiryIntervalFlag = true
-	}
-	c.send(pk)
-	ack := c.read()
-	if ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
-		b.t.Fatalf("%s: connect: got %+v", id, ack)
+	c := &client{RawClient: mqtttest.Dial(b.t, b.addr), t: b.t}
+	ack := c.ConnectWith(id, mqtttest.ConnectOptions{Version: o.version, Clean: o.clean, Keepalive: 60, Expiry: o.expiry})
+	if ack.ReasonCode != 0 {
+		b.t.Fatalf("%s: connect: got %s", id, mqtttest.Show(ack))
 	}
 	return c, ack.SessionPresent
 }
 
-func (c *client) send(pk packets.Packet) {
-	c.t.Helper()
-	pk.ProtocolVersion = c.version
-	var buf bytes.Buffer
-	var err error
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = pk.ConnectEncode(&buf)
-	case packets.Publish:
-		err = pk.PublishEncode(&buf)
-	case packets.Puback:
-		err = pk.PubackEncode(&buf)
-	case packets.Subscribe:
-		pk.FixedHeader.Qos = 1
-		err = pk.SubscribeEncode(&buf)
-	case packets.Pingreq:
-		err = pk.PingreqEncode(&buf)
-	case packets.Disconnect:
-		err = pk.DisconnectEncode(&buf)
-	default:
-		err = fmt.Errorf("cannot send packet type %d", pk.FixedHeader.Type)
-	}
-	if err != nil {
-		c.t.Fatalf("%s: encode: %v", c.id, err)
-	}
-	_ = c.conn.SetWriteDeadline(time.Now().Add(ioTimeout))
-	if _, err := c.conn.Write(buf.Bytes()); err != nil {
-		c.t.Fatalf("%s: write: %v", c.id, err)
-	}
-}
-
-func (c *client) read() packets.Packet {
-	c.t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(ioTimeout))
-	hb, err := c.r.ReadByte()
-	if err != nil {
-		c.t.Fatalf("%s: read: %v", c.id, err)
-	}
-	pk := packets.Packet{ProtocolVersion: c.version}
-	if err := pk.FixedHeader.Decode(hb); err != nil {
-		c.t.Fatalf("%s: fixed header: %v", c.id, err)
-	}
-	n, _, err := packets.DecodeLength(c.r)
-	if err != nil {
-		c.t.Fatalf("%s: length: %v", c.id, err)
-	}
-	pk.FixedHeader.Remaining = n
-	body := make([]byte, n)
-	if _, err := io.ReadFull(c.r, body); err != nil {
-		c.t.Fatalf("%s: read body: %v", c.id, err)
-	}
-	switch pk.FixedHeader.Type {
-	case packets.Connack:
-		err = pk.ConnackDecode(body)
-	case packets.Publish:
-		err = pk.PublishDecode(body)
-	case packets.Puback:
-		err = pk.PubackDecode(body)
-	case packets.Suback:
-		err = pk.SubackDecode(body)
-	case packets.Disconnect:
-		err = pk.DisconnectDecode(body)
-	case packets.Pingresp:
-	default:
-		err = fmt.Errorf("unexpected packet type %d", pk.FixedHeader.Type)
-	}
-	if err != nil {
-		c.t.Fatalf("%s: decode: %v", c.id, err)
-	}
-	return pk
-}
-
-func (c *client) packetID() uint16 {
-	c.nextID++
-	return c.nextID
-}
-
-func (c *client) subscribe(filter string, qos byte) {
-	c.t.Helper()
-	id := c.packetID()
-	c.send(packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Subscribe},
-		PacketID:    id,
-		Filters:     packets.Subscriptions{{Filter: filter, Qos: qos}},
-	})
-	ack := c.read()
-	if ack.FixedHeader.Type != packets.Suback || ack.PacketID != id || len(ack.ReasonCodes) != 1 || ack.ReasonCodes[0] != qos {
-		c.t.Fatalf("%s: subscribe %s: got %+v", c.id, filter, ack)
-	}
-}
-
-// ping waits until the broker handled everything the client sent before.
-func (c *client) ping() {
-	c.t.Helper()
-	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
-	if pk := c.read(); pk.FixedHeader.Type != packets.Pingresp {
-		c.t.Fatalf("%s: expected PINGRESP, got %+v", c.id, pk)
-	}
-}
-
-// publish sends a message and, for QoS 1, waits for its PUBACK and returns
-// the reason code. It returns once the broker handed the message to the
-// subscribers (mochi sends the PUBACK before that).
-func (c *client) publish(topic, payload string, qos byte, retain bool) byte {
-	c.t.Helper()
-	pk := packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos, Retain: retain},
-		TopicName:   topic,
-		Payload:     []byte(payload),
-	}
-	if qos > 0 {
-		pk.PacketID = c.packetID()
-	}
-	c.send(pk)
-	var code byte
-	if qos > 0 {
-		ack := c.read()
-		if ack.FixedHeader.Type != packets.Puback || ack.PacketID != pk.PacketID {
-			c.t.Fatalf("%s: publish %s: got %+v", c.id, topic, ack)
-		}
-		code = ack.ReasonCode
-	}
-	c.ping()
-	return code
-}
-
 func (c *client) ack(pk packets.Packet) {
 	if pk.FixedHeader.Qos == 1 {
-		c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
+		c.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
 	}
 }
 
@@ -379,10 +182,10 @@ func (c *client) receive(b *broker, markerTopic string, ack bool) []packets.Pack
 	c.t.Helper()
 	// The ping is answered after every packet the client sent before it was
 	// handled (SUBSCRIBE queues retained messages, PUBACKs free the queue).
-	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+	c.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
 	var got []packets.Packet
 	for {
-		pk := c.read()
+		pk := c.Recv()
 		if pk.FixedHeader.Type == packets.Pingresp {
 			break
 		}
@@ -392,7 +195,7 @@ func (c *client) receive(b *broker, markerTopic string, ack bool) []packets.Pack
 		c.t.Fatal(err)
 	}
 	for {
-		pk := c.read()
+		pk := c.Recv()
 		if pk.FixedHeader.Type == packets.Publish && pk.TopicName == markerTopic && string(pk.Payload) == "marker" {
 			break
 		}
@@ -400,9 +203,9 @@ func (c *client) receive(b *broker, markerTopic string, ack bool) []packets.Pack
 	}
 	if ack {
 		// Answered once the broker handled the acknowledgements.
-		c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+		c.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
 		for {
-			pk := c.read()
+			pk := c.Recv()
 			if pk.FixedHeader.Type == packets.Pingresp {
 				break
 			}
@@ -415,7 +218,7 @@ func (c *client) receive(b *broker, markerTopic string, ack bool) []packets.Pack
 func (c *client) onPublish(pk packets.Packet, ack bool) packets.Packet {
 	c.t.Helper()
 	if pk.FixedHeader.Type != packets.Publish {
-		c.t.Fatalf("%s: expected PUBLISH, got %+v", c.id, pk)
+		c.t.Fatalf("%s: expected PUBLISH, got %s", c.ID, mqtttest.Show(pk))
 	}
 	if ack {
 		c.ack(pk)
@@ -432,9 +235,9 @@ func (c *client) disconnect(b *broker, expiry *uint32) {
 		pk.Properties.SessionExpiryInterval = *expiry
 		pk.Properties.SessionExpiryIntervalFlag = true
 	}
-	c.send(pk)
-	_ = c.conn.Close()
-	b.waitDisconnect(c.id)
+	c.Send(pk)
+	_ = c.Close()
+	b.waitDisconnect(c.ID)
 }
 
 // payloads returns the sorted payloads of pks: mochi resends a queue in no

@@ -12,6 +12,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.etcd.io/bbolt"
+
+	"github.com/edgegate/edgegate/gateway/broker/internal/mqtttest"
 )
 
 // snapshotHook copies the database the moment mochi fans out a chosen
@@ -50,12 +52,12 @@ func TestAcknowledgedMessagesSurviveRestartAndCrash(t *testing.T) {
 	subscribers := map[string]connectOpts{"sub-v5": persistentV5, "sub-v3": persistentV3}
 	for id, o := range subscribers {
 		c, _ := b.connect(id, o)
-		c.subscribe("data/#", 1)
+		c.Subscribe("data/#", 1)
 		c.disconnect(b, nil)
 	}
 	pub, _ := b.connect("pub", cleanV5)
 	for i := 1; i <= n; i++ {
-		if code := pub.publish("data/x", fmt.Sprintf("m%d", i), 1, false); code != 0 {
+		if code := pub.Publish("data/x", fmt.Sprintf("m%d", i), 1, false); code != 0 {
 			t.Fatalf("PUBACK reason %#x", code)
 		}
 	}
@@ -110,7 +112,7 @@ func TestAcknowledgedMessagesSurviveRestartAndCrash(t *testing.T) {
 
 func TestReplayPublishesWhatACrashLeftInTheLog(t *testing.T) {
 	db, _ := tempDB(t)
-	srv := mqtt.New(&mqtt.Options{Logger: newTestLogger(t)})
+	srv := mqtt.New(&mqtt.Options{Logger: mqtttest.Logger(t)})
 	now := time.Now().Unix()
 	logged := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
@@ -125,7 +127,7 @@ func TestReplayPublishesWhatACrashLeftInTheLog(t *testing.T) {
 	expired.TopicName, expired.PacketID = "w/expired", 8
 	expired.Created, expired.Properties.MessageExpiryInterval = now-100, 10
 
-	h1, err := New(Options{DB: db, Logger: newTestLogger(t)})
+	h1, err := New(Options{DB: db, Logger: mqtttest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +145,7 @@ func TestReplayPublishesWhatACrashLeftInTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h2, err := New(Options{DB: db, Logger: newTestLogger(t)})
+	h2, err := New(Options{DB: db, Logger: mqtttest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +197,7 @@ func TestRetainedMessagesSurviveRestart(t *testing.T) {
 			return nil
 		}
 		c, _ := b.connect("reader", cleanV5)
-		c.subscribe("r/#", 1)
+		c.Subscribe("r/#", 1)
 		got := c.receive(b, "r/marker", true)
 		out := make([]string, len(got))
 		for i, pk := range got {
@@ -206,16 +208,16 @@ func TestRetainedMessagesSurviveRestart(t *testing.T) {
 	}
 
 	run(func(pub *client) {
-		pub.publish("r/1", "one", 1, true)
-		pub.publish("r/2", "two", 0, true)
-		pub.publish("r/3", "three", 1, true)
-		pub.publish("r/3", "three-new", 1, true)
+		pub.Publish("r/1", "one", 1, true)
+		pub.Publish("r/2", "two", 0, true)
+		pub.Publish("r/3", "three", 1, true)
+		pub.Publish("r/3", "three-new", 1, true)
 	})
 	if got, want := run(nil), []string{"r/1=one", "r/2=two", "r/3=three-new"}; !slices.Equal(got, want) {
 		t.Fatalf("after restart: %v, want %v", got, want)
 	}
 	run(func(pub *client) {
-		pub.publish("r/1", "", 1, true) // deletes the retained message
+		pub.Publish("r/1", "", 1, true) // deletes the retained message
 	})
 	if got, want := run(nil), []string{"r/2=two", "r/3=three-new"}; !slices.Equal(got, want) {
 		t.Fatalf("after deletion and restart: %v, want %v", got, want)
@@ -228,13 +230,13 @@ func TestSessionsAndSubscriptions(t *testing.T) {
 
 	// A persistent session and its subscriptions are stored.
 	ps, _ := b.connect("ps", persistentV5)
-	ps.subscribe("a/+", 1)
-	ps.subscribe("b/#", 0)
+	ps.Subscribe("a/+", 1)
+	ps.Subscribe("b/#", 0)
 	ps.disconnect(b, nil)
 
 	// A clean session never touches the store.
 	c3, _ := b.connect("c3", cleanV3)
-	c3.subscribe("a/+", 1)
+	c3.Subscribe("a/+", 1)
 	c3.receive(b, "a/marker", true)
 	b.synced()
 	if slices.Contains(keys(t, db, bucketClients), "c3") {
@@ -244,7 +246,7 @@ func TestSessionsAndSubscriptions(t *testing.T) {
 
 	// A persistent session that ends with session expiry 0 is deleted.
 	gone, _ := b.connect("gone", persistentV5)
-	gone.subscribe("g/#", 1)
+	gone.Subscribe("g/#", 1)
 	if err := b.srv.Publish("g/1", []byte("queued"), false, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -253,13 +255,13 @@ func TestSessionsAndSubscriptions(t *testing.T) {
 
 	// A clean start over a persistent session drops its subscriptions.
 	re, _ := b.connect("restart", persistentV3)
-	re.subscribe("old/#", 1)
+	re.Subscribe("old/#", 1)
 	re.disconnect(b, nil)
 	re2, present := b.connect("restart", connectOpts{version: 5, clean: true, expiry: 3600})
 	if present {
 		t.Fatal("clean start: session present")
 	}
-	re2.subscribe("new/#", 1)
+	re2.Subscribe("new/#", 1)
 	re2.disconnect(b, nil)
 
 	b.synced()
@@ -306,7 +308,7 @@ func TestSessionTakeoverKeepsQueue(t *testing.T) {
 	b := startBroker(t, db, Options{}, nil)
 	defer b.close()
 	first, _ := b.connect("sub", persistentV5)
-	first.subscribe("q/#", 1)
+	first.Subscribe("q/#", 1)
 	if err := b.srv.Publish("q/1", []byte("m1"), false, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -346,14 +348,14 @@ func TestQueueBounds(t *testing.T) {
 		defer b.close()
 
 		slow, _ := b.connect("slow", persistentV5)
-		slow.subscribe("q/#", 1)
+		slow.Subscribe("q/#", 1)
 		slow.disconnect(b, nil)
 		fast, _ := b.connect("fast", cleanV5)
-		fast.subscribe("q/#", 0) // QoS 0: nothing is queued, nothing dropped
+		fast.Subscribe("q/#", 0) // QoS 0: nothing is queued, nothing dropped
 
 		pub, _ := b.connect("pub", cleanV5)
 		for i := 1; i <= 5; i++ {
-			pub.publish("q/1", fmt.Sprintf("m%d", i), 1, false)
+			pub.Publish("q/1", fmt.Sprintf("m%d", i), 1, false)
 		}
 		if got := drops.get(); !slices.Equal(got, []string{"slow", "slow"}) {
 			t.Fatalf("drops %q, want two for slow", got)
@@ -366,7 +368,7 @@ func TestQueueBounds(t *testing.T) {
 			t.Fatalf("slow got %q, want the first three", got)
 		}
 		// Acknowledged: room again.
-		pub.publish("q/1", "m6", 1, false)
+		pub.Publish("q/1", "m6", 1, false)
 		if got := payloads(slow.receive(b, "q/marker", true)); !slices.Equal(got, []string{"m6"}) {
 			t.Fatalf("slow got %q after acknowledging", got)
 		}
@@ -381,11 +383,11 @@ func TestQueueBounds(t *testing.T) {
 		b := startBroker(t, db, Options{MaxQueuedBytes: 10, OnDrop: drops.add}, nil)
 		defer b.close()
 		slow, _ := b.connect("slow", persistentV3)
-		slow.subscribe("q/#", 1)
+		slow.Subscribe("q/#", 1)
 		slow.disconnect(b, nil)
 		pub, _ := b.connect("pub", cleanV3)
 		for _, p := range []string{"aaaa", "bbbb", "cccc", "d"} { // 4+4 fit, +4 does not, +1 does
-			pub.publish("q/1", p, 1, false)
+			pub.Publish("q/1", p, 1, false)
 		}
 		if got := drops.get(); !slices.Equal(got, []string{"slow"}) {
 			t.Fatalf("drops %q, want one for slow", got)
@@ -414,7 +416,7 @@ func TestQueueBounds(t *testing.T) {
 		defer b.close()
 		for _, id := range []string{"w1", "w2"} {
 			c, _ := b.connect(id, persistentV5)
-			c.subscribe("$share/workers/jobs/#", 1)
+			c.Subscribe("$share/workers/jobs/#", 1)
 			c.disconnect(b, nil)
 		}
 		for i := 1; i <= 3; i++ {
@@ -437,7 +439,7 @@ func TestQueueBounds(t *testing.T) {
 }
 
 func TestFailedWritesAreCounted(t *testing.T) {
-	srv := mqtt.New(&mqtt.Options{Logger: newTestLogger(t)})
+	srv := mqtt.New(&mqtt.Options{Logger: mqtttest.Logger(t)})
 	newClient := func(id string, version byte) *mqtt.Client {
 		cl := srv.NewClient(nil, "t", id, false)
 		cl.Properties.ProtocolVersion = version
@@ -448,7 +450,7 @@ func TestFailedWritesAreCounted(t *testing.T) {
 
 	t.Run("closed", func(t *testing.T) {
 		db, _ := tempDB(t)
-		h, err := New(Options{DB: db, Logger: newTestLogger(t)})
+		h, err := New(Options{DB: db, Logger: mqtttest.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -471,7 +473,7 @@ func TestFailedWritesAreCounted(t *testing.T) {
 
 	t.Run("read-only", func(t *testing.T) {
 		db, path := tempDB(t)
-		h, err := New(Options{DB: db, Logger: newTestLogger(t)})
+		h, err := New(Options{DB: db, Logger: mqtttest.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -482,7 +484,7 @@ func TestFailedWritesAreCounted(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ro.Close()
-		h, err = New(Options{DB: ro, Logger: newTestLogger(t)})
+		h, err = New(Options{DB: ro, Logger: mqtttest.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -498,7 +500,7 @@ func TestFailedWritesAreCounted(t *testing.T) {
 
 func TestStopCommitsEverything(t *testing.T) {
 	db, _ := tempDB(t)
-	h, err := New(Options{DB: db, Logger: newTestLogger(t)})
+	h, err := New(Options{DB: db, Logger: mqtttest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

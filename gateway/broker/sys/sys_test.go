@@ -24,6 +24,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/edgegate/edgegate/gateway/broker/internal/mqtttest"
 	"github.com/edgegate/edgegate/gateway/config"
 )
 
@@ -69,7 +70,7 @@ func quietRuntime(o Options) Options {
 
 func TestPublishNowTopics(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t)
+	srv := mqtttest.NewServer(t)
 	clk := newClock()
 	h := New(quietRuntime(Options{
 		Server:   srv,
@@ -147,25 +148,25 @@ func TestPublishNowTopics(t *testing.T) {
 // gauges in the middle of it.
 func TestCountersScriptedExchange(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t)
+	srv := mqtttest.NewServer(t)
 	h := New(quietRuntime(Options{Server: srv, Node: "n"}))
 	pr := newProbe()
 	addHooks(t, srv, h, pr)
 	events := subscribe(t, srv, "$SYS/brokers/n/clients/#")
-	addr := serveTCP(t, srv)
+	addr := mqtttest.ServeTCP(t, srv)
 
-	sub := dial(t, addr)
-	sub.connect("sub", 60)
-	sub.send(packets.Packet{
+	sub := mqtttest.Dial(t, addr)
+	sub.Connect("sub", 60)
+	sub.Send(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1},
 		PacketID:    1,
 		Filters:     packets.Subscriptions{{Filter: "t/#", Qos: 2}},
 	})
-	if ack := sub.expect(packets.Suback); len(ack.ReasonCodes) != 1 || ack.ReasonCodes[0] != 2 {
+	if ack := sub.Expect(packets.Suback); len(ack.ReasonCodes) != 1 || ack.ReasonCodes[0] != 2 {
 		t.Fatalf("SUBACK codes %v", ack.ReasonCodes)
 	}
-	pub := dial(t, addr)
-	pub.connect("pub", 60)
+	pub := mqtttest.Dial(t, addr)
+	pub.Connect("pub", 60)
 
 	publish := func(qos byte, id uint16, retain bool, topic, payload string) packets.Packet {
 		return packets.Packet{
@@ -184,29 +185,29 @@ func TestCountersScriptedExchange(t *testing.T) {
 	}
 
 	// QoS 0.
-	pub.send(publish(0, 0, false, "t/a", "hello"))
-	if m := sub.expect(packets.Publish); string(m.Payload) != "hello" {
+	pub.Send(publish(0, 0, false, "t/a", "hello"))
+	if m := sub.Expect(packets.Publish); string(m.Payload) != "hello" {
 		t.Fatalf("sub got %q", m.Payload)
 	}
 	// QoS 1.
-	pub.send(publish(1, 1, false, "t/b", "x"))
-	pub.expect(packets.Puback)
-	m := sub.expect(packets.Publish)
-	sub.send(ack(packets.Puback, m.PacketID))
+	pub.Send(publish(1, 1, false, "t/b", "x"))
+	pub.Expect(packets.Puback)
+	m := sub.Expect(packets.Publish)
+	sub.Send(ack(packets.Puback, m.PacketID))
 	// QoS 2, retained.
-	pub.send(publish(2, 2, true, "t/c", "yz"))
-	pub.expect(packets.Pubrec)
-	m = sub.expect(packets.Publish)
-	sub.send(ack(packets.Pubrec, m.PacketID))
-	sub.expect(packets.Pubrel)
-	sub.send(ack(packets.Pubcomp, m.PacketID))
-	pub.send(ack(packets.Pubrel, 2))
-	pub.expect(packets.Pubcomp)
+	pub.Send(publish(2, 2, true, "t/c", "yz"))
+	pub.Expect(packets.Pubrec)
+	m = sub.Expect(packets.Publish)
+	sub.Send(ack(packets.Pubrec, m.PacketID))
+	sub.Expect(packets.Pubrel)
+	sub.Send(ack(packets.Pubcomp, m.PacketID))
+	pub.Send(ack(packets.Pubrel, 2))
+	pub.Expect(packets.Pubcomp)
 	// A ping each: the broker has processed everything before it.
-	pub.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
-	pub.expect(packets.Pingresp)
-	sub.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
-	sub.expect(packets.Pingresp)
+	pub.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+	pub.Expect(packets.Pingresp)
+	sub.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+	sub.Expect(packets.Pingresp)
 
 	mid := h.Snapshot()
 	for name, g := range map[string]Gauge{
@@ -224,14 +225,14 @@ func TestCountersScriptedExchange(t *testing.T) {
 		t.Errorf("retained %d stored %d, want 1, 0", mid.Messages.Retained, mid.Messages.Stored)
 	}
 
-	sub.send(packets.Packet{
+	sub.Send(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Unsubscribe, Qos: 1},
 		PacketID:    3,
 		Filters:     packets.Subscriptions{{Filter: "t/#"}},
 	})
-	sub.expect(packets.Unsuback)
-	pub.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
-	sub.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
+	sub.Expect(packets.Unsuback)
+	pub.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
+	sub.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
 	events.all(t, "/pub/disconnected", "/sub/disconnected")
 	const wantRead, wantSent = 15, 13
 	pr.waitFor(t, wantRead, wantSent)
@@ -257,10 +258,10 @@ func TestCountersScriptedExchange(t *testing.T) {
 	if s.Packets.Received != wantRead || s.Packets.Sent != wantSent {
 		t.Errorf("packets received/sent = %d/%d, want %d/%d", s.Packets.Received, s.Packets.Sent, wantRead, wantSent)
 	}
-	if want := uint64(sub.written + pub.written); s.Bytes.Received != want {
+	if want := uint64(sub.BytesSent() + pub.BytesSent()); s.Bytes.Received != want {
 		t.Errorf("bytes received = %d, want %d", s.Bytes.Received, want)
 	}
-	if want := uint64(sub.read + pub.read); s.Bytes.Sent != want {
+	if want := uint64(sub.BytesReceived() + pub.BytesReceived()); s.Bytes.Sent != want {
 		t.Errorf("bytes sent = %d, want %d", s.Bytes.Sent, want)
 	}
 	wantMsgs := MessageStats{Received: 3, Sent: 3, Dropped: 2, Retained: 1, Stored: 0}
@@ -284,7 +285,7 @@ func TestCountersScriptedExchange(t *testing.T) {
 		"packets/received": "15", "packets/sent": "13", "packets/connect": "2", "packets/connack": "2",
 		"packets/publish/received": "3", "packets/publish/sent": "3", "packets/pingreq": "2",
 		"packets/disconnect": "2", "messages/received": "3", "messages/dropped": "2", "messages/retained": "1",
-		"bytes/received": strconv.Itoa(sub.written + pub.written),
+		"bytes/received": strconv.Itoa(sub.BytesSent() + pub.BytesSent()),
 	} {
 		if metrics[topic] != want {
 			t.Errorf("metrics/%s = %q, want %q", topic, metrics[topic], want)
@@ -296,12 +297,12 @@ func TestCountersScriptedExchange(t *testing.T) {
 // their reasons.
 func TestClientPresence(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t)
+	srv := mqtttest.NewServer(t)
 	clk := newClock()
 	h := New(quietRuntime(Options{Server: srv, Node: "n", Now: clk.Now}))
 	addHooks(t, srv, h)
 	events := subscribe(t, srv, "$SYS/brokers/n/clients/#")
-	addr := serveTCP(t, srv)
+	addr := mqtttest.ServeTCP(t, srv)
 	ts := clk.Now().Unix()
 
 	decode := func(m sysMessage) map[string]any {
@@ -334,7 +335,7 @@ func TestClientPresence(t *testing.T) {
 		}
 		c := paho.NewClient(paho.ClientConfig{Conn: conn})
 		expiry := uint32(300)
-		ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+		ctx, cancel := context.WithTimeout(t.Context(), mqtttest.WaitLimit)
 		defer cancel()
 		ca, err := c.Connect(ctx, &paho.Connect{
 			ClientID: "p5", KeepAlive: 30, CleanStart: false,
@@ -357,32 +358,32 @@ func TestClientPresence(t *testing.T) {
 	})
 
 	t.Run("mqtt3 connection closed", func(t *testing.T) {
-		c := dial(t, addr)
-		c.connect("r1", 60)
+		c := mqtttest.Dial(t, addr)
+		c.Connect("r1", 60)
 		check(events.next(t, "/r1/connected"), map[string]any{
 			"clientid": "r1", "username": "", "ipaddress": "127.0.0.1", "session": false,
 			"protocol": 4, "connack": 0, "ts": ts,
 		})
-		_ = c.conn.Close()
+		_ = c.Close()
 		check(events.next(t, "/r1/disconnected"), map[string]any{
 			"clientid": "r1", "username": "", "reason": "closed", "ts": ts,
 		})
 	})
 
 	t.Run("taken over", func(t *testing.T) {
-		first := dial(t, addr)
-		first.connect("dup", 60)
+		first := mqtttest.Dial(t, addr)
+		first.Connect("dup", 60)
 		events.next(t, "/dup/connected")
-		second := dial(t, addr)
-		second.connect("dup", 60)
+		second := mqtttest.Dial(t, addr)
+		second.Connect("dup", 60)
 		if got := decode(events.next(t, "/dup/disconnected"))["reason"]; got != "taken_over" {
 			t.Errorf("reason %v, want taken_over", got)
 		}
 	})
 
 	t.Run("keepalive timeout", func(t *testing.T) {
-		c := dial(t, addr)
-		c.connect("idle", 1) // read deadline 1.5 s
+		c := mqtttest.Dial(t, addr)
+		c.Connect("idle", 1) // read deadline 1.5 s
 		events.next(t, "/idle/connected")
 		if got := decode(events.next(t, "/idle/disconnected"))["reason"]; got != "keepalive_timeout" {
 			t.Errorf("reason %v, want keepalive_timeout", got)
@@ -390,8 +391,8 @@ func TestClientPresence(t *testing.T) {
 	})
 
 	t.Run("clientid with topic characters", func(t *testing.T) {
-		c := dial(t, addr)
-		c.connect("a/b+c", 60)
+		c := mqtttest.Dial(t, addr)
+		c.Connect("a/b+c", 60)
 		m := events.next(t, "/connected")
 		if m.topic != "$SYS/brokers/n/clients/a_b_c/connected" || decode(m)["clientid"] != "a/b+c" {
 			t.Errorf("topic %s payload %s", m.topic, m.payload)
@@ -449,7 +450,7 @@ func (f *fakeRuntime) listenerLimits() map[string]ListenerLoad {
 
 func TestAlarmsAndSysmon(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t)
+	srv := mqtttest.NewServer(t)
 	clk := newClock()
 	f := &fakeRuntime{}
 	h := New(Options{
@@ -562,7 +563,7 @@ func TestAlarmsAndSysmon(t *testing.T) {
 func TestRunTicks(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		srv := newServer(t)
+		srv := mqtttest.NewServer(t)
 		h := New(quietRuntime(Options{
 			Server:   srv,
 			Node:     "n",
@@ -633,7 +634,7 @@ func TestWireSize(t *testing.T) {
 
 // TestHotPathAllocations: counting a packet or a message allocates nothing.
 func TestHotPathAllocations(t *testing.T) {
-	srv := newServer(t)
+	srv := mqtttest.NewServer(t)
 	h := New(quietRuntime(Options{Server: srv}))
 	cl := srv.NewClient(nil, "tcp", "c1", false)
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Remaining: 12}, TopicName: "a/b"}
@@ -707,7 +708,7 @@ func parsePrometheus(t *testing.T, text string) map[string]float64 {
 
 func TestWritePrometheus(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t)
+	srv := mqtttest.NewServer(t)
 	f := &fakeRuntime{}
 	f.heap.Store(2000)
 	f.setLoads(map[string]ListenerLoad{
@@ -770,7 +771,7 @@ func TestWritePrometheus(t *testing.T) {
 
 func TestSnapshotJSON(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t)
+	srv := mqtttest.NewServer(t)
 	h := New(quietRuntime(Options{Server: srv, Node: "n", Version: "v"}))
 	b, err := json.Marshal(h.Snapshot())
 	if err != nil {

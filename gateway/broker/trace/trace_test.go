@@ -10,6 +10,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgegate/edgegate/gateway/broker/internal/mqtttest"
 )
 
 // at is the fixed clock of these tests, so trace lines are exact.
@@ -79,11 +81,11 @@ func publish(qos byte, id uint16, retain bool, topic, payload string) packets.Pa
 
 func TestClientAndTopicTraces(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t)
+	srv := mqtttest.NewServer(t)
 	tr := newTracer(t, 1<<20)
 	pr := newProbe()
 	addHooks(t, srv, tr, pr)
-	addr := serveTCP(t, srv)
+	addr := mqtttest.ServeTCP(t, srv)
 
 	clientInfo := start(t, tr, Client, "c1", "client-c1")
 	topicInfo := start(t, tr, Topic, "t/+", "topic_t.log")
@@ -92,42 +94,42 @@ func TestClientAndTopicTraces(t *testing.T) {
 	}
 
 	c1 := dial(t, addr, pr)
-	c1.send(packets.Packet{
+	c1.Send(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Connect},
 		Connect: packets.ConnectParams{
 			ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: "c1",
 			UsernameFlag: true, Username: []byte("u"), PasswordFlag: true, Password: []byte("secret"),
 		},
 	})
-	c1.expect(packets.Connack)
-	c1.send(packets.Packet{
+	c1.Expect(packets.Connack)
+	c1.Send(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1},
 		PacketID:    1,
 		Filters:     packets.Subscriptions{{Filter: "t/#", Qos: 1}},
 	})
-	c1.expect(packets.Suback)
-	c1.send(publish(1, 2, false, "t/a", "hello"))
-	c1.expect(packets.Puback)
-	m := c1.expect(packets.Publish)
-	c1.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: m.PacketID})
-	c1.send(publish(0, 0, false, "x/y", "nope"))
-	c1.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
-	c1.expect(packets.Pingresp)
-	c1.send(packets.Packet{
+	c1.Expect(packets.Suback)
+	c1.Send(publish(1, 2, false, "t/a", "hello"))
+	c1.Expect(packets.Puback)
+	m := c1.Expect(packets.Publish)
+	c1.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: m.PacketID})
+	c1.Send(publish(0, 0, false, "x/y", "nope"))
+	c1.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+	c1.Expect(packets.Pingresp)
+	c1.Send(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Unsubscribe, Qos: 1},
 		PacketID:    3,
 		Filters:     packets.Subscriptions{{Filter: "t/#"}},
 	})
-	c1.expect(packets.Unsuback)
-	c1.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
+	c1.Expect(packets.Unsuback)
+	c1.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
 
 	// Another client: only its messages to t/+ reach the topic trace.
 	c2 := dial(t, addr, pr)
-	c2.connect("c2", 60)
-	c2.send(publish(0, 0, true, "t/b", strings.Repeat("a", 100)))
-	c2.send(publish(0, 0, false, "t/b/deeper", "no match"))
-	c2.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
-	c2.expect(packets.Pingresp)
+	c2.Connect("c2", 60)
+	c2.Send(publish(0, 0, true, "t/b", strings.Repeat("a", 100)))
+	c2.Send(publish(0, 0, false, "t/b/deeper", "no match"))
+	c2.Send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+	c2.Expect(packets.Pingresp)
 	pr.settle(t)
 
 	// The broker itself publishes (HTTP API): binary payload escaped.
@@ -136,15 +138,15 @@ func TestClientAndTopicTraces(t *testing.T) {
 	}
 	// A will.
 	c3 := dial(t, addr, pr)
-	c3.send(packets.Packet{
+	c3.Send(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Connect},
 		Connect: packets.ConnectParams{
 			ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: "c3",
 			WillFlag: true, WillTopic: "t/status", WillPayload: []byte("offline"), WillRetain: true,
 		},
 	})
-	c3.expect(packets.Connack)
-	_ = c3.conn.Close()
+	c3.Expect(packets.Connack)
+	_ = c3.Close()
 	pr.wait(t, func() bool { return pr.wills == 1 })
 
 	for _, target := range []struct {
@@ -203,7 +205,7 @@ func TestClientAndTopicTraces(t *testing.T) {
 
 func TestSizeLimit(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t)
+	srv := mqtttest.NewServer(t)
 	const limit = 400
 	tr := newTracer(t, limit)
 	addHooks(t, srv, tr)
@@ -361,7 +363,7 @@ func TestListKeepsFewStopped(t *testing.T) {
 
 // TestIdleHotPath: with no trace running, the hook allocates nothing.
 func TestIdleHotPath(t *testing.T) {
-	srv := newServer(t)
+	srv := mqtttest.NewServer(t)
 	tr := newTracer(t, 1<<20)
 	cl := srv.NewClient(nil, "tcp", "c1", false)
 	pk := publish(1, 1, false, "a/b", "payload")
@@ -412,7 +414,7 @@ func FuzzFileName(f *testing.F) {
 // size limit; run with -race.
 func TestConcurrentUse(t *testing.T) {
 	t.Parallel()
-	srv := newServer(t)
+	srv := mqtttest.NewServer(t)
 	tr := newTracer(t, 4096)
 	addHooks(t, srv, tr)
 	done := make(chan struct{})
