@@ -16,12 +16,18 @@ type connHook struct {
 	broker      *Broker
 	connectedAt sync.Map // client id → time.Time
 	held        sync.Map // *mqtt.Client → []packets.Packet, between session establish and established
+	order       sync.Map // client id → *queueOrder
 }
 
 func (h *connHook) ID() string { return "edgegate-connections" }
 
 func (h *connHook) Provides(b byte) bool {
-	return b == mqtt.OnConnect || b == mqtt.OnSessionEstablish || b == mqtt.OnSessionEstablished || b == mqtt.OnDisconnect
+	switch b {
+	case mqtt.OnConnect, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
+		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnClientExpired:
+		return true
+	}
+	return false
 }
 
 // errListenerFull is returned to mochi for a CONNECT refused by max_clients.
@@ -75,5 +81,19 @@ func (h *connHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 func (h *connHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	if expire && !cl.IsTakenOver() {
 		h.connectedAt.Delete(cl.ID)
+		h.order.Delete(cl.ID)
 	}
 }
+
+func (h *connHook) OnClientExpired(cl *mqtt.Client) {
+	h.connectedAt.Delete(cl.ID)
+	h.order.Delete(cl.ID)
+}
+
+func (h *connHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
+	h.numberQueued(cl, pk)
+}
+
+func (h *connHook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) { h.forgetQueued(cl, pk) }
+
+func (h *connHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) { h.forgetQueued(cl, pk) }

@@ -506,6 +506,7 @@ type clientInfo struct {
 	Protocol    int    `json:"protocol"`
 	Connected   bool   `json:"connected"`
 	TLSIdentity string `json:"tls_identity"`
+	Inflight    int    `json:"inflight"`
 }
 
 // listenerStatus is an entry of GET /api/v1/listeners.

@@ -30,6 +30,19 @@ func waitDisconnected(ctx context.Context, t *testing.T, d *daemon, clientID str
 	})
 }
 
+// waitAcknowledged waits until the broker has processed the client's
+// acknowledgements of everything it was sent (paho acknowledges after its
+// handlers return, asynchronously), so that a following disconnect or
+// publish does not race them.
+func waitAcknowledged(ctx context.Context, t *testing.T, d *daemon, clientID string) {
+	t.Helper()
+	waitUntil(ctx, t, clientID+" to have no unacknowledged messages", func() bool {
+		var ci clientInfo
+		d.api(t, "GET", "/api/v1/clients/"+url.PathEscape(clientID), nil, http.StatusOK, &ci)
+		return ci.Inflight == 0
+	})
+}
+
 // queuedPerTopic is how many messages are queued on one topic for an
 // offline session. With several, a wrong delivery order is seen at once
 // (not only by chance).
@@ -238,7 +251,9 @@ func TestOfflineQueueBounded(t *testing.T) {
 		got = append(got, string(m.Payload))
 	}
 	// Anything queued beyond the bound would have been resent on connect,
-	// before this marker.
+	// before this marker. The bound also counts unacknowledged messages of
+	// a connected session, so the acknowledgements must be in first.
+	waitAcknowledged(ctx, t, d, "bounded")
 	pub.mustPublish(ctx, "bounded/t", 1, false, "marker")
 	if m := back.expectTopic(ctx, "bounded/t"); string(m.Payload) != "marker" {
 		t.Errorf("after the 3 queued messages %q came %q, want only the new marker (the queue holds at most 3)", got, m.Payload)
@@ -260,6 +275,7 @@ func TestQueuedMessagesInOrder(t *testing.T) {
 	sub.mustSubscribe(ctx, 1, "ordered/t")
 	pub := mustConnectGo(ctx, t, tcp, connOpts{clientID: "ordered-pub"})
 	for round := 1; round <= 4; round++ {
+		waitAcknowledged(ctx, t, d, "ordered")
 		sub.close()
 		waitDisconnected(ctx, t, d, "ordered")
 		var want []string
@@ -268,6 +284,15 @@ func TestQueuedMessagesInOrder(t *testing.T) {
 			pub.mustPublish(ctx, "ordered/t", 1, false, p)
 			want = append(want, msgLine(false, 1, "ordered/t", p))
 		}
+		// A PUBACK reaches the publisher before the broker has queued the
+		// message for subscribers (mochi acknowledges first); resuming the
+		// session while the last one is still being queued is a different
+		// race from the one under test here.
+		waitUntil(ctx, t, "all messages of the round to be queued", func() bool {
+			var ci clientInfo
+			d.api(t, "GET", "/api/v1/clients/ordered", nil, http.StatusOK, &ci)
+			return ci.Inflight == queuedPerTopic
+		})
 		sub = mustConnectGo(ctx, t, tcp, connOpts{clientID: "ordered", keepSession: true, sessionExpiry: 3600})
 		var got []string
 		for range want {
