@@ -15,7 +15,7 @@ GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 # golangci-lint is pinned in its own module so its dependencies stay out of ours.
 LINT     := $(GO) tool -modfile=scripts/tools/go.mod golangci-lint
 
-.PHONY: help build build-arm64 build-armv7 run test fuzz vet fmt-check lint check-generated clean
+.PHONY: help build build-arm64 build-armv7 run test fuzz bench bench-go vet fmt-check lint check-generated clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +41,15 @@ test: ## Install test peers, run unit + e2e tests with -race, then a 5s run of e
 
 fuzz: ## Run every fuzz target for FUZZTIME each (default 60s)
 	scripts/fuzz.sh $(FUZZTIME)
+
+bench: build ## Benchmarks side by side with mosquitto: table, bench-results/ (BENCH_QUICK=1: short run)
+	scripts/install-test-deps.sh
+	$(GO) build -o dist/bench-loadgen ./test/bench/cmd/loadgen
+	./dist/bench-loadgen -edgegate dist/edgegate -out bench-results
+
+bench-go: ## In-process Go benchmarks (go test -bench) into bench-results/go-bench.txt, for benchstat
+	@mkdir -p bench-results
+	$(GO) test -run '^$$' -bench . -benchmem ./... | tee bench-results/go-bench.txt
 
 vet: ## go vet ./...
 	$(GO) vet ./...
