@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgegate/edgegate/gateway/config"
 )
 
 // Error is the JSON body of every error answer.
@@ -192,20 +194,6 @@ func jsonTypeName(kind string) string {
 
 // position turns a byte offset into "line L, column C" (both from 1).
 func position(src []byte, offset int64) string {
-	if offset < 0 {
-		offset = 0
-	}
-	if offset > int64(len(src)) {
-		offset = int64(len(src))
-	}
-	line, col := 1, 1
-	for _, c := range src[:offset] {
-		if c == '\n' {
-			line++
-			col = 1
-			continue
-		}
-		col++
-	}
+	line, col := config.LineCol(src, offset)
 	return fmt.Sprintf("line %d, column %d", line, col)
 }

@@ -262,10 +262,15 @@ func locate(src []byte, err error) error {
 }
 
 func position(src []byte, offset int64) string {
-	if offset > int64(len(src)) {
-		offset = int64(len(src))
-	}
-	line, col := 1, 1
+	line, col := LineCol(src, offset)
+	return fmt.Sprintf("%d:%d", line, col)
+}
+
+// LineCol turns a byte offset into src into a line and column, both from 1;
+// offsets outside src are clamped to it.
+func LineCol(src []byte, offset int64) (line, col int) {
+	offset = min(max(offset, 0), int64(len(src)))
+	line, col = 1, 1
 	for _, c := range src[:offset] {
 		if c == '\n' {
 			line++
@@ -274,7 +279,7 @@ func position(src []byte, offset int64) string {
 		}
 		col++
 	}
-	return fmt.Sprintf("%d:%d", line, col)
+	return line, col
 }
 
 // PatchPaths lists the dotted settings paths a merge patch sets or deletes.
