@@ -37,10 +37,31 @@ if [ ${#targets[@]} -eq 0 ]; then
 	exit 0
 fi
 
+# crashers lists the failing inputs go test has written for a target.
+crashers() { { find "$1/testdata/fuzz/$2" -type f 2>/dev/null || true; } | LC_ALL=C sort; }
+
+flaked=0
 for target in "${targets[@]}"; do
 	dir=${target% *}
 	name=${target#* }
 	echo "fuzz: $name in $dir for $fuzztime"
-	go test -run='^$' -fuzz="^${name}\$" -fuzztime="$fuzztime" "$dir"
+	before=$(crashers "$dir" "$name")
+	log=$(mktemp)
+	if go test -run='^$' -fuzz="^${name}\$" -fuzztime="$fuzztime" "$dir" 2>&1 | tee "$log"; then
+		rm -f "$log"
+		continue
+	fi
+	# Go 1.26's fuzz coordinator can report the end of a duration -fuzztime as
+	# "context deadline exceeded" when a worker is busy at that instant
+	# (golang/go#75804, fixed in Go 1.27). That is no finding: a real one
+	# writes a failing input. Anything else fails the run.
+	if grep -q '^    context deadline exceeded$' "$log" && [ "$(crashers "$dir" "$name")" = "$before" ]; then
+		echo "fuzz: $name: fuzz-coordinator deadline race (golang/go#75804), no failing input; not a finding"
+		flaked=$((flaked + 1))
+		rm -f "$log"
+		continue
+	fi
+	rm -f "$log"
+	exit 1
 done
-echo "fuzz: ${#targets[@]} target(s) passed"
+echo "fuzz: ${#targets[@]} target(s) passed ($flaked ended by the coordinator race)"
