@@ -1,0 +1,394 @@
+package certs
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/edgegate/edgegate/certs/keyseal"
+)
+
+// testCA is a minimal LocalCA: a root that signs leaves directly.
+type testCA struct {
+	root *x509.Certificate
+	key  crypto.Signer
+	now  func() time.Time
+	fail error // when set, IssueServer fails with it
+}
+
+func newTestCA(t testing.TB, now func() time.Time) *testCA {
+	t.Helper()
+	key := mustKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test root"},
+		NotBefore: now().Add(-time.Hour), NotAfter: now().Add(10 * 365 * 24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := x509.ParseCertificate(der)
+	return &testCA{root: root, key: key, now: now}
+}
+
+func (c *testCA) IssueServer(names []string, validity time.Duration) (*tls.Certificate, error) {
+	if c.fail != nil {
+		return nil, c.fail
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	now := c.now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
+		NotBefore: now, NotAfter: now.Add(validity),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.root, key.Public(), c.key)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Certificate{Certificate: [][]byte{der, c.root.Raw}, PrivateKey: key}, nil
+}
+
+func (c *testCA) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(c.root)
+	return p
+}
+
+// tlsRecorder is a TLSTarget that keeps what it was given.
+type tlsRecorder struct {
+	mu    sync.Mutex
+	cert  *tls.Certificate
+	pools map[string]*x509.CertPool
+	sets  int
+}
+
+func (r *tlsRecorder) SetCertificate(c *tls.Certificate) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cert, r.sets = c, r.sets+1
+}
+
+func (r *tlsRecorder) SetClientCAs(name string, pool *x509.CertPool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pools == nil {
+		r.pools = map[string]*x509.CertPool{}
+	}
+	r.pools[name] = pool
+}
+
+func (r *tlsRecorder) leaf() *x509.Certificate {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, _ := x509.ParseCertificate(r.cert.Certificate[0])
+	return c
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type env struct {
+	db    *bbolt.DB
+	seal  *keyseal.Sealer
+	ca    *testCA
+	tls   *tlsRecorder
+	clock *clock
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := bbolt.Open(filepath.Join(dir, "test.db"), 0o600, &bbolt.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	seal, err := keyseal.LoadOrCreate(filepath.Join(dir, "device.key"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	return &env{db: db, seal: seal, ca: newTestCA(t, clk.Now), tls: &tlsRecorder{}, clock: clk}
+}
+
+func (e *env) open(t *testing.T) *Manager {
+	t.Helper()
+	m, err := Open(Options{
+		DB: e.db, Sealer: e.seal, CA: e.ca, TLS: e.tls, ServerNames: []string{"localhost", "127.0.0.1"},
+		ServerValidity: 90 * 24 * time.Hour, ClientCAPool: "local", Now: e.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func mustKey(t testing.TB) crypto.Signer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// selfSigned makes a certificate signed by its own key.
+func selfSigned(t testing.TB, cn string, isCA bool, from, to time.Time) (*x509.Certificate, crypto.Signer) {
+	t.Helper()
+	key := mustKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		DNSNames: []string{cn}, NotBefore: from, NotAfter: to,
+		IsCA: isCA, BasicConstraintsValid: isCA,
+	}
+	if isCA {
+		tmpl.KeyUsage = x509.KeyUsageCertSign
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c, key
+}
+
+func TestOpenIssuesAndServesLocalCertificate(t *testing.T) {
+	e := newEnv(t)
+	m := e.open(t)
+	c, err := m.Serving()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID != ServerCertificateID || c.Source != SourceLocal || !c.Valid || !c.HasKey || !c.AutoRenew {
+		t.Fatalf("serving = %+v, want a valid local certificate with its key", c)
+	}
+	if !slices.Equal(c.Usage, []Role{RoleServer}) || !slices.Equal(c.SANs, []string{"localhost", "127.0.0.1"}) {
+		t.Errorf("usage %v sans %v", c.Usage, c.SANs)
+	}
+	if got := e.tls.leaf(); got.SerialNumber.Text(16) != c.Serial {
+		t.Errorf("listeners serve serial %x, store says %s", got.SerialNumber, c.Serial)
+	}
+	if e.tls.pools["local"] == nil {
+		t.Error("client-CA pool not published")
+	}
+
+	// The key is sealed at rest: its DER never appears in the database.
+	key, err := m.Key(c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	_ = e.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketCertificates).Bucket(bucketKeys).ForEach(func(_, v []byte) error {
+			if bytes.Contains(v, der[len(der)-32:]) || !keyseal.IsSealed(v) {
+				t.Error("a private key is stored unsealed")
+			}
+			return nil
+		})
+	})
+
+	// A second start keeps the certificate.
+	m2 := e.open(t)
+	again, _ := m2.Serving()
+	if again.Serial != c.Serial {
+		t.Errorf("reopen issued a new certificate: %s → %s", c.Serial, again.Serial)
+	}
+}
+
+func TestAddImportServeDelete(t *testing.T) {
+	e := newEnv(t)
+	m := e.open(t)
+	now := e.clock.Now()
+	cert, key := selfSigned(t, "gw.example.com", false, now.Add(-time.Hour), now.Add(30*24*time.Hour))
+
+	if _, err := m.Add(Meta{}, []*x509.Certificate{cert}, mustKey(t), SourceImported); !errors.Is(err, ErrInvalid) {
+		t.Errorf("mismatched key: error %v, want ErrInvalid", err)
+	}
+	if _, err := m.Add(Meta{ID: "bad id!"}, []*x509.Certificate{cert}, key, SourceImported); !errors.Is(err, ErrInvalid) {
+		t.Errorf("bad id: error %v, want ErrInvalid", err)
+	}
+	c, err := m.Add(Meta{ID: "gw", Tags: []string{"prod"}}, []*x509.Certificate{cert}, key, SourceImported)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Valid || !c.SelfSigned || c.Domain != "gw.example.com" || c.Name != "gw.example.com" || c.Password != nil {
+		t.Errorf("derived fields wrong: %+v", c)
+	}
+	if _, err := m.Add(Meta{ID: "gw"}, []*x509.Certificate{cert}, key, SourceImported); !errors.Is(err, ErrInvalid) {
+		t.Errorf("duplicate id: error %v", err)
+	}
+
+	if err := m.Serve("gw"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.tls.leaf(); !got.Equal(cert) {
+		t.Error("listeners do not serve the imported certificate")
+	}
+	if err := m.Delete("gw"); !errors.Is(err, ErrInUse) {
+		t.Errorf("delete serving: error %v, want ErrInUse", err)
+	}
+	if err := m.ServeLocal(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.tls.leaf(); got.Equal(cert) {
+		t.Error("listeners still serve the imported certificate after ServeLocal")
+	}
+	if err := m.Delete("gw"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Get("gw"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("get deleted: %v", err)
+	}
+
+	// A trust-only CA trusted for client certificates joins the pool.
+	caCert, caKey := selfSigned(t, "Sensors CA", true, now.Add(-time.Hour), now.Add(time.Hour*24*365))
+	if _, err := m.Add(Meta{ID: "sensors", ClientCA: true}, []*x509.Certificate{caCert}, nil, SourceImported); err != nil {
+		t.Fatal(err)
+	}
+	leaf := signedBy(t, caCert, caKey, now)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: e.tls.pools["local"], CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Errorf("a leaf of the client CA does not verify against the published pool: %v", err)
+	}
+	if err := m.Serve("sensors"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("serve a certificate without key: %v", err)
+	}
+}
+
+// signedBy issues a client leaf from parent.
+func signedBy(t *testing.T, parent *x509.Certificate, parentKey crypto.Signer, now time.Time) *x509.Certificate {
+	t.Helper()
+	key := mustKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: "sensor-1"},
+		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c
+}
+
+func TestRenewal(t *testing.T) {
+	e := newEnv(t)
+	m := e.open(t)
+	first, _ := m.Serving()
+	ctx := context.Background()
+
+	if ids, err := m.RenewDue(ctx); err != nil || len(ids) != 0 {
+		t.Fatalf("fresh certificate renewed: %v %v", ids, err)
+	}
+	// 90-day certificate: due after 60 days.
+	e.clock.Add(59 * 24 * time.Hour)
+	if ids, _ := m.RenewDue(ctx); len(ids) != 0 {
+		t.Fatalf("renewed before two thirds of its life: %v", ids)
+	}
+
+	e.clock.Add(2 * 24 * time.Hour)
+	e.ca.fail = errors.New("CA unreachable")
+	if _, err := m.RenewDue(ctx); err == nil {
+		t.Fatal("failed renewal reported no error")
+	}
+	c, _ := m.Get(ServerCertificateID)
+	if c.Serial != first.Serial || c.Renewal.Failures != 1 || c.Renewal.LastError == "" || len(c.Renewal.History) != 1 {
+		t.Fatalf("after a failure: serial %s renewal %+v", c.Serial, c.Renewal)
+	}
+	wait := time.UnixMilli(c.Renewal.NextAttempt).Sub(e.clock.Now())
+	if wait < renewBackoffBase || wait > renewBackoffBase*11/10 {
+		t.Errorf("first back-off %v, want %v + ≤10%%", wait, renewBackoffBase)
+	}
+	if ids, _ := m.RenewDue(ctx); len(ids) != 0 {
+		t.Errorf("retried during the back-off: %v", ids)
+	}
+
+	// The back-off survives a restart, and the retry after it succeeds.
+	e.ca.fail = nil
+	m = e.open(t)
+	e.clock.Add(wait)
+	if ids, err := m.RenewDue(ctx); err != nil || len(ids) != 1 {
+		t.Fatalf("retry after back-off: %v %v", ids, err)
+	}
+	c, _ = m.Get(ServerCertificateID)
+	if c.Serial == first.Serial || c.Renewal.Failures != 0 || len(c.Renewal.History) != 2 || !c.Renewal.History[1].OK {
+		t.Fatalf("after renewal: serial %s renewal %+v", c.Serial, c.Renewal)
+	}
+	if got := e.tls.leaf().SerialNumber.Text(16); got != c.Serial {
+		t.Errorf("listeners serve %s, renewed certificate is %s", got, c.Serial)
+	}
+	if next := time.UnixMilli(c.Renewal.NextAttempt); next.Before(renewAt(c.From, c.To)) || next.After(renewAt(c.From, c.To).Add(renewJitter)) {
+		t.Errorf("next attempt %v, want within jitter after %v", next, renewAt(c.From, c.To))
+	}
+}
+
+func TestExpiredServingFallsBackOnStart(t *testing.T) {
+	e := newEnv(t)
+	m := e.open(t)
+	now := e.clock.Now()
+	cert, key := selfSigned(t, "short.example.com", false, now.Add(-time.Hour), now.Add(time.Hour))
+	if _, err := m.Add(Meta{ID: "short"}, []*x509.Certificate{cert}, key, SourceImported); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Serve("short"); err != nil {
+		t.Fatal(err)
+	}
+	// The device is off for months.
+	e.clock.Add(200 * 24 * time.Hour)
+	m = e.open(t)
+	c, err := m.Serving()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID != ServerCertificateID || !c.Valid {
+		t.Fatalf("after the served certificate expired: serving %s valid=%v", c.ID, c.Valid)
+	}
+	short, _ := m.Get("short")
+	if short.Valid || short.InvalidReason != "expired" {
+		t.Errorf("expired certificate: valid=%v reason=%q", short.Valid, short.InvalidReason)
+	}
+}
+
+func TestBackoffDoublesToCap(t *testing.T) {
+	noJitter := func(time.Duration) time.Duration { return 0 }
+	for n, want := range map[int]time.Duration{1: time.Minute, 2: 2 * time.Minute, 5: 16 * time.Minute, 30: renewBackoffCap} {
+		if got := backoff(n, noJitter); got != want {
+			t.Errorf("backoff(%d) = %v, want %v", n, got, want)
+		}
+	}
+}

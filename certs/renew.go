@@ -1,0 +1,216 @@
+package certs
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// Renewal timing.
+const (
+	// renewBackoffBase is the wait after a first failed renewal; it doubles
+	// with each further failure up to renewBackoffCap.
+	renewBackoffBase = time.Minute
+	renewBackoffCap  = 6 * time.Hour
+	// renewJitter spreads renewals of a fleet so they do not all hit one
+	// ACME CA or vault at the same minute.
+	renewJitter = 10 * time.Minute
+	// schedulerMaxSleep bounds the scheduler's sleep, so a changed clock
+	// (NTP after a cold boot) is noticed.
+	schedulerMaxSleep = time.Hour
+)
+
+// needsRenewal reports whether a certificate valid from..to (ms) is due: a
+// third of its lifetime or less left, or already expired.
+func needsRenewal(from, to int64, now time.Time) bool {
+	lifetime := to - from
+	return now.UnixMilli() >= to-lifetime/3
+}
+
+// renewAt is when a certificate valid from..to becomes due.
+func renewAt(from, to int64) time.Time {
+	return time.UnixMilli(to - (to-from)/3)
+}
+
+// backoff is the wait after the n-th consecutive failure (n ≥ 1), plus up to
+// 10 % jitter.
+func backoff(n int, jitter func(time.Duration) time.Duration) time.Duration {
+	d := renewBackoffBase
+	for i := 1; i < n && d < renewBackoffCap; i++ {
+		d *= 2
+	}
+	d = min(d, renewBackoffCap)
+	return d + jitter(d/10)
+}
+
+func randomJitter(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	return rand.N(max)
+}
+
+// ErrNotRenewable is returned when renewing a certificate whose source
+// cannot renew it (an imported one, or a local one without the names to
+// issue again).
+var ErrNotRenewable = errors.New("certs: certificate cannot be renewed automatically")
+
+// Renew renews id now, whatever its due date, and records the outcome in its
+// renewal state. The listeners pick up a renewed serving certificate at
+// their next handshake.
+func (m *Manager) Renew(ctx context.Context, id string) (Certificate, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.renewLocked(ctx, id)
+}
+
+// RenewDue renews every auto-renewed certificate that is due and whose
+// back-off has passed, and returns the ids it attempted.
+func (m *Manager) RenewDue(ctx context.Context) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	due, _, err := m.dueLocked()
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, id := range due {
+		if _, err := m.renewLocked(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return due, errors.Join(errs...)
+}
+
+// dueLocked lists the certificates to renew now and when the next one
+// becomes due (zero if none).
+func (m *Manager) dueLocked() (due []string, next time.Time, err error) {
+	now := m.now()
+	err = m.view(func(t tx) error {
+		recs, err := t.records()
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if !r.AutoRenew || r.Source == SourceImported || r.Revoked {
+				continue
+			}
+			chain, err := ParseChainPEM(r.Chain)
+			if err != nil {
+				return fmt.Errorf("%w: %q: %w", ErrCorrupt, r.ID, err)
+			}
+			at := renewAt(chain[0].NotBefore.UnixMilli(), chain[0].NotAfter.UnixMilli())
+			if r.Renewal.NextAttempt > 0 {
+				at = time.UnixMilli(r.Renewal.NextAttempt)
+			}
+			if !now.Before(at) {
+				due = append(due, r.ID)
+			} else if next.IsZero() || at.Before(next) {
+				next = at
+			}
+		}
+		return nil
+	})
+	return due, next, err
+}
+
+func (m *Manager) renewLocked(ctx context.Context, id string) (Certificate, error) {
+	var r record
+	if err := m.view(func(t tx) error {
+		var err error
+		r, err = t.record(id)
+		return err
+	}); err != nil {
+		return Certificate{}, fmt.Errorf("certs: renew %q: %w", id, err)
+	}
+	now := m.now()
+	newRec, key, renewErr := m.reissue(ctx, r)
+	err := m.update(func(t tx) error {
+		cur, err := t.record(id)
+		if err != nil {
+			return err
+		}
+		if renewErr != nil {
+			cur.Renewal.Failures++
+			cur.Renewal.LastError = renewErr.Error()
+			cur.Renewal.NextAttempt = now.Add(backoff(cur.Renewal.Failures, randomJitter)).UnixMilli()
+			cur.Renewal.record(RenewalEvent{At: now.UnixMilli(), Error: renewErr.Error()})
+			return t.put(cur, nil, false)
+		}
+		newRec.Renewal = cur.Renewal
+		newRec.Renewal.Failures, newRec.Renewal.LastError = 0, ""
+		// The next attempt is the new certificate's due date, spread by
+		// jitter; zero would make every gateway of a fleet renew at once.
+		chain, err := ParseChainPEM(newRec.Chain)
+		if err != nil {
+			return err
+		}
+		newRec.Renewal.NextAttempt = renewAt(chain[0].NotBefore.UnixMilli(), chain[0].NotAfter.UnixMilli()).
+			Add(randomJitter(renewJitter)).UnixMilli()
+		newRec.Renewal.record(RenewalEvent{At: now.UnixMilli(), OK: true, Serial: chain[0].SerialNumber.Text(16)})
+		return t.put(newRec, key, false)
+	})
+	if err != nil {
+		return Certificate{}, fmt.Errorf("certs: renew %q: record outcome: %w", id, err)
+	}
+	if renewErr != nil {
+		m.log.Warn("certificate renewal failed", "id", id, "error", renewErr)
+		return Certificate{}, fmt.Errorf("certs: renew %q: %w", id, renewErr)
+	}
+	m.log.Info("certificate renewed", "id", id)
+	var serving string
+	_ = m.view(func(t tx) error { serving = t.serving(); return nil })
+	if serving == id {
+		if err := m.publishServing(); err != nil {
+			return Certificate{}, err
+		}
+	}
+	return m.Get(id)
+}
+
+// reissue obtains a new certificate for r from its source. It runs without
+// a transaction: issuing may take a while (ACME).
+func (m *Manager) reissue(_ context.Context, r record) (record, crypto.Signer, error) {
+	switch {
+	case r.Source == SourceLocal && r.ID == ServerCertificateID:
+		chain, key, err := m.issueServerPair()
+		if err != nil {
+			return record{}, nil, err
+		}
+		r.Chain, r.Names = EncodeChainPEM(chain), sans(chain[0])
+		r.Revoked, r.RevocationReason, r.RevokedAt = false, "", 0
+		return r, key, nil
+	default:
+		return record{}, nil, fmt.Errorf("%w: source %q", ErrNotRenewable, r.Source)
+	}
+}
+
+// Run renews due certificates until ctx ends: at start (a gateway that was
+// off for months renews what expired), then whenever the next one is due.
+func (m *Manager) Run(ctx context.Context) error {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		if _, err := m.RenewDue(ctx); err != nil {
+			m.log.Warn("certificate renewal", "error", err)
+		}
+		m.mu.Lock()
+		_, next, err := m.dueLocked()
+		m.mu.Unlock()
+		sleep := schedulerMaxSleep
+		if err != nil {
+			m.log.Error("certificate renewal schedule", "error", err)
+		} else if !next.IsZero() {
+			sleep = min(sleep, max(time.Second, next.Sub(m.now())))
+		}
+		timer.Reset(sleep)
+	}
+}
