@@ -53,18 +53,21 @@ const (
 // time and revocation state each time a Certificate is read; writes ignore
 // them. PrivateKey is never filled by reads: see [Manager.Export].
 type Certificate struct {
-	ID          string            `json:"id"`
-	Name        string            `json:"name"`
-	Description string            `json:"description"`
-	Chain       string            `json:"chain"`
-	PrivateKey  string            `json:"privateKey,omitempty"`
-	CARef       string            `json:"caRef,omitempty"`
-	Exposed     bool              `json:"exposed"`
-	AutoRenew   bool              `json:"autoRenew"`
-	Client      bool              `json:"client"`
-	Tags        []string          `json:"tags"`
-	Metadata    map[string]string `json:"metadata"`
-	Source      Source            `json:"source"`
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Chain       string `json:"chain"`
+	PrivateKey  string `json:"privateKey,omitempty"`
+	CARef       string `json:"caRef,omitempty"`
+	Exposed     bool   `json:"exposed"`
+	AutoRenew   bool   `json:"autoRenew"`
+	Client      bool   `json:"client"`
+	// ClientCA makes a CA certificate trusted for client certificates by
+	// listeners whose client_ca is "local" (beside the local CA).
+	ClientCA bool              `json:"clientCA"`
+	Tags     []string          `json:"tags"`
+	Metadata map[string]string `json:"metadata"`
+	Source   Source            `json:"source"`
 
 	// Revocation state, set by Manager.Revoke.
 	Revoked          bool   `json:"revoked"`

@@ -171,7 +171,7 @@ func (m *Manager) entity(r record, hasKey bool, serving string) (Certificate, er
 	}
 	c := Certificate{
 		ID: r.ID, Name: r.Name, Description: r.Description, Chain: r.Chain, CARef: r.CARef,
-		Exposed: r.Exposed, AutoRenew: r.AutoRenew, Client: r.Client, Tags: r.Tags,
+		Exposed: r.Exposed, AutoRenew: r.AutoRenew, Client: r.Client, ClientCA: r.ClientCA, Tags: r.Tags,
 		Metadata: r.Metadata, Source: r.Source, Revoked: r.Revoked,
 		RevocationReason: r.RevocationReason, RevokedAt: r.RevokedAt, Renewal: r.Renewal,
 	}

@@ -190,13 +190,13 @@ func (m *Manager) reissue(_ context.Context, r record) (record, crypto.Signer, e
 
 // Run renews due certificates until ctx ends: at start (a gateway that was
 // off for months renews what expired), then whenever the next one is due.
-func (m *Manager) Run(ctx context.Context) error {
+func (m *Manager) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-timer.C:
 		}
 		if _, err := m.RenewDue(ctx); err != nil {

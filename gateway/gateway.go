@@ -22,7 +22,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgegate/edgegate/certs"
 	"github.com/edgegate/edgegate/certs/ca"
+	"github.com/edgegate/edgegate/certs/keyseal"
 	"github.com/edgegate/edgegate/certs/tlsconf"
 	"github.com/edgegate/edgegate/gateway/admin"
 	"github.com/edgegate/edgegate/gateway/api"
@@ -39,6 +41,11 @@ const SocketName = "edgegate.sock"
 // CAFileName is the local CA's certificate (PEM) in the data directory,
 // for clients to trust.
 const CAFileName = "ca.pem"
+
+// DeviceKeyFileName is the device key in the data directory that seals the
+// private keys of the store (certs/keyseal). A copy of the store without
+// it reveals no key.
+const DeviceKeyFileName = "device.key"
 
 // shutdownTimeout bounds a clean stop.
 const shutdownTimeout = 4 * time.Second
@@ -59,6 +66,7 @@ type Gateway struct {
 	settings *Settings
 	ca       *ca.Authority
 	tls      *tlsconf.Manager
+	certs    *certs.Manager
 	auth     *auth.Hook
 	users    *auth.Users
 	admin    *admin.Credentials
@@ -81,9 +89,17 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 	if err := writeFileAtomic(filepath.Join(o.DataDir, CAFileName), g.ca.TrustBundlePEM(), 0o644); err != nil {
 		return nil, fmt.Errorf("write CA certificate: %w", err)
 	}
-	g.tls = tlsconf.NewManager()
-	if err := g.loadServerCertificate(); err != nil {
+	sealer, err := keyseal.LoadOrCreate(filepath.Join(o.DataDir, DeviceKeyFileName), true)
+	if err != nil {
 		return nil, err
+	}
+	g.tls = tlsconf.NewManager()
+	if g.certs, err = certs.Open(certs.Options{
+		DB: st.DB(), Sealer: sealer, CA: g.ca, TLS: g.tls,
+		ServerNames: serverNames(), ServerValidity: ca.ServerValidity, ClientCAPool: config.ClientCALocal,
+		Logger: o.Logger.With("component", "certs"),
+	}); err != nil {
+		return nil, fmt.Errorf("certificates: %w", err)
 	}
 	if g.users, err = auth.NewUsers(st.DB()); err != nil {
 		return nil, fmt.Errorf("mqtt users: %w", err)
@@ -109,7 +125,7 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 	}
 	g.api = api.New(api.Options{
 		Admin: g.admin, Users: g.users, Broker: g.broker, Settings: settings, Stats: g.broker,
-		Traces: g.broker.Tracer(), MaxBodyBytes: cfg.API.MaxBodyBytes, Logger: o.Logger.With("component", "api"),
+		Traces: g.broker.Tracer(), Certificates: g.certs, DeploymentID: cfg.Node, MaxBodyBytes: cfg.API.MaxBodyBytes, Logger: o.Logger.With("component", "api"),
 	})
 	return g, nil
 }
@@ -121,16 +137,6 @@ func serverNames() []string {
 		names = append(names, h, h+".local")
 	}
 	return names
-}
-
-func (g *Gateway) loadServerCertificate() error {
-	cert, err := g.ca.LoadOrIssueServer(serverNames())
-	if err != nil {
-		return fmt.Errorf("listener certificate: %w", err)
-	}
-	g.tls.SetCertificate(cert)
-	g.tls.SetClientCAs(config.ClientCALocal, g.ca.Pool())
-	return nil
 }
 
 // listenerTLS gives each TLS listener its config from certs/tlsconf, with
@@ -202,10 +208,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 	notify := g.opts.Notifier
 	_ = notify.Ready()
 	_ = notify.Status(fmt.Sprintf("serving %d listeners", len(g.broker.Listeners())))
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		notify.RunWatchdog(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		g.certs.Run(ctx)
 	}()
 
 	<-ctx.Done()

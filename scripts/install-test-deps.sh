@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the real peers the test suites talk to: mosquitto (the reference
-# broker for benchmarks and interop) and mosquitto_pub/mosquitto_sub (MQTT
-# clients for the e2e tests). Idempotent and silent when everything is present.
+# broker for benchmarks and interop), mosquitto_pub/mosquitto_sub (MQTT
+# clients for the e2e tests) and the openssl CLI (certificate interop tests).
+# Idempotent and silent when everything is present.
 #
 # The tests start their own mosquitto on a free port; the one the Debian package
 # starts as a system service would hold :1883, so it is stopped and disabled.
 set -euo pipefail
 
-packages=(mosquitto mosquitto-clients)
+packages=(mosquitto mosquitto-clients openssl)
 
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then

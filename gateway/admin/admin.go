@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -132,6 +133,9 @@ type APIKey struct {
 	ID      string    `json:"id"`
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
+	// Scopes limits what the key may do (see [Scopes]); empty means
+	// everything the administrator may do.
+	Scopes []string `json:"scopes,omitempty"`
 	// LastUsed is when the key last authenticated a request, to the
 	// minute; zero if never.
 	LastUsed time.Time `json:"last_used,omitzero"`
@@ -427,15 +431,36 @@ func (c *Credentials) SetAdminPassword(old, newPassword string) error {
 	return nil
 }
 
+// Scopes are the areas of the admin API a key can be limited to.
+var Scopes = []string{ScopeBroker, ScopeCertificates}
+
+// The scopes of API keys.
+const (
+	// ScopeBroker covers clients, subscriptions, retained messages,
+	// listeners, publishing, statistics and traces.
+	ScopeBroker = "broker"
+	// ScopeCertificates covers the certificate store and the deployment
+	// TLS API.
+	ScopeCertificates = "certificates"
+)
+
+// ErrInvalidScope is returned by CreateAPIKey for a scope not in [Scopes].
+var ErrInvalidScope = errors.New("admin: unknown API key scope")
+
 // maxAPIKeyName bounds an API key's name.
 const maxAPIKeyName = 100
 
 var keyIDEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// CreateAPIKey makes a new API key named name and returns it with its
-// secret, which is not kept: the caller shows it once. The key
-// authenticates as HTTP Basic "<key.ID>:<secret>".
-func (c *Credentials) CreateAPIKey(name string) (APIKey, string, error) {
+// CreateAPIKey makes a new API key named name, limited to scopes (none:
+// unlimited), and returns it with its secret, which is not kept: the caller
+// shows it once. The key authenticates as HTTP Basic "<key.ID>:<secret>".
+func (c *Credentials) CreateAPIKey(name string, scopes ...string) (APIKey, string, error) {
+	for _, s := range scopes {
+		if !slices.Contains(Scopes, s) {
+			return APIKey{}, "", fmt.Errorf("%w %q (known: %s)", ErrInvalidScope, s, strings.Join(Scopes, ", "))
+		}
+	}
 	name = strings.TrimSpace(name)
 	switch {
 	case name == "":
@@ -455,6 +480,7 @@ func (c *Credentials) CreateAPIKey(name string) (APIKey, string, error) {
 			ID:      APIKeyPrefix + strings.ToLower(keyIDEncoding.EncodeToString(idRaw[:])),
 			Name:    name,
 			Created: c.now().UTC().Truncate(time.Second),
+			Scopes:  slices.Compact(slices.Sorted(slices.Values(scopes))),
 		},
 		SecretHash: secretHash(secret),
 	}

@@ -25,6 +25,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/edgegate/edgegate/gateway/admin"
 )
 
 // DefaultMaxBodyBytes limits request bodies when neither Options nor the
@@ -34,12 +36,16 @@ const DefaultMaxBodyBytes = 1 << 20
 // Options are the API's dependencies. A nil domain dependency makes its
 // routes answer 503 (a gateway without that part), never panic.
 type Options struct {
-	Admin    Admin
-	Users    Users
-	Broker   Broker
-	Settings Settings
-	Stats    Stats
-	Traces   Traces
+	Admin        Admin
+	Users        Users
+	Broker       Broker
+	Settings     Settings
+	Stats        Stats
+	Traces       Traces
+	Certificates Certificates
+	// DeploymentID is this gateway's id in the deployment TLS API
+	// (/api/deployments/{id}/tls); "" turns that API off.
+	DeploymentID string
 
 	// MaxBodyBytes limits request bodies; 0 means the live settings'
 	// api.max_body_bytes, or DefaultMaxBodyBytes without Settings.
@@ -260,10 +266,18 @@ func (a *API) open(pattern string, h handlerFunc) {
 }
 
 // authed registers a route that needs credentials (except on the local
-// socket).
+// socket) and no API key scope: only unlimited keys and the admin use it.
 func (a *API) authed(pattern string, h handlerFunc) {
+	a.scoped("", pattern, h)
+}
+
+// scoped registers a route that needs credentials allowed in scope.
+func (a *API) scoped(scope, pattern string, h handlerFunc) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, err := a.authenticate(r)
+		if err == nil && !p.may(scope) {
+			err = errorf(http.StatusForbidden, "forbidden", "this API key's scopes do not cover this route")
+		}
 		if err == nil {
 			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 			err = h(w, r)
@@ -278,15 +292,15 @@ func (a *API) routes() {
 	a.open("POST /api/v1/setup", a.setup)
 	a.authed("PUT /api/v1/admin/password", a.changeAdminPassword)
 
-	a.authed("GET /api/v1/clients", a.listClients)
-	a.authed("GET /api/v1/clients/{id}", a.getClient)
-	a.authed("DELETE /api/v1/clients/{id}", a.kickClient)
-	a.authed("GET /api/v1/subscriptions", a.listSubscriptions)
-	a.authed("GET /api/v1/retained", a.listRetained)
-	a.authed("DELETE /api/v1/retained/{topic...}", a.deleteRetained)
-	a.authed("GET /api/v1/listeners", a.listListeners)
-	a.authed("POST /api/v1/publish", a.publishJSON)
-	a.authed("POST /mqtt/publish", a.publishForm)
+	a.scoped(admin.ScopeBroker, "GET /api/v1/clients", a.listClients)
+	a.scoped(admin.ScopeBroker, "GET /api/v1/clients/{id}", a.getClient)
+	a.scoped(admin.ScopeBroker, "DELETE /api/v1/clients/{id}", a.kickClient)
+	a.scoped(admin.ScopeBroker, "GET /api/v1/subscriptions", a.listSubscriptions)
+	a.scoped(admin.ScopeBroker, "GET /api/v1/retained", a.listRetained)
+	a.scoped(admin.ScopeBroker, "DELETE /api/v1/retained/{topic...}", a.deleteRetained)
+	a.scoped(admin.ScopeBroker, "GET /api/v1/listeners", a.listListeners)
+	a.scoped(admin.ScopeBroker, "POST /api/v1/publish", a.publishJSON)
+	a.scoped(admin.ScopeBroker, "POST /mqtt/publish", a.publishForm)
 
 	a.authed("GET /api/v1/users", a.listUsers)
 	a.authed("POST /api/v1/users", a.createUser)
@@ -307,14 +321,17 @@ func (a *API) routes() {
 	a.authed("PATCH /api/v1/settings", a.patchSettings)
 	a.authed("GET /api/v1/settings/history", a.settingsHistory)
 
-	a.authed("GET /api/v1/stats", a.getStats)
+	a.scoped(admin.ScopeBroker, "GET /api/v1/stats", a.getStats)
 	a.open("GET /metrics", a.metrics)
 
 	a.authed("GET /api/v1/apikeys", a.listAPIKeys)
 	a.authed("POST /api/v1/apikeys", a.createAPIKey)
 	a.authed("DELETE /api/v1/apikeys/{id}", a.deleteAPIKey)
 
-	a.authed("GET /api/v1/traces", a.listTraces)
-	a.authed("POST /api/v1/traces", a.startTrace)
-	a.authed("DELETE /api/v1/traces/{kind}/{target...}", a.stopTrace)
+	a.scoped(admin.ScopeBroker, "GET /api/v1/traces", a.listTraces)
+	a.scoped(admin.ScopeBroker, "POST /api/v1/traces", a.startTrace)
+	a.scoped(admin.ScopeBroker, "DELETE /api/v1/traces/{kind}/{target...}", a.stopTrace)
+
+	a.certificateRoutes()
+	a.deploymentRoutes()
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,16 @@ type principal struct {
 	// author names the principal in the settings history: "admin",
 	// "apikey:<id>" or "local".
 	author string
+	// scopes limits an API key to some areas; nil means no limit.
+	scopes []string
+	// keyID is the API key that authenticated the request, if any.
+	keyID string
+}
+
+// may reports whether p may use a route of the given scope ("" = only
+// principals without limits).
+func (p principal) may(scope string) bool {
+	return p.scopes == nil || (scope != "" && slices.Contains(p.scopes, scope))
 }
 
 type principalKey struct{}
@@ -55,7 +66,7 @@ func (a *API) authenticate(r *http.Request) (principal, error) {
 		}
 	case strings.HasPrefix(user, admin.APIKeyPrefix):
 		if k, ok := a.o.Admin.CheckAPIKey(user, pass); ok {
-			return principal{author: "apikey:" + k.ID}, nil
+			return principal{author: "apikey:" + k.ID, scopes: k.Scopes, keyID: k.ID}, nil
 		}
 	}
 	a.limiter.fail(ip, now)
@@ -216,7 +227,8 @@ type apiKeyCreated struct {
 }
 
 type apiKeyRequest struct {
-	Name string `json:"name"`
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
 }
 
 func (a *API) listAPIKeys(w http.ResponseWriter, r *http.Request) error {
@@ -239,7 +251,10 @@ func (a *API) createAPIKey(w http.ResponseWriter, r *http.Request) error {
 	if err := a.decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	key, secret, err := a.o.Admin.CreateAPIKey(req.Name)
+	key, secret, err := a.o.Admin.CreateAPIKey(req.Name, req.Scopes...)
+	if errors.Is(err, admin.ErrInvalidScope) {
+		return errorf(http.StatusUnprocessableEntity, "invalid_scope", "%s", strings.TrimPrefix(err.Error(), "admin: "))
+	}
 	if errors.Is(err, admin.ErrInvalidAPIKeyName) {
 		return errorf(http.StatusUnprocessableEntity, "invalid_name", "%s", strings.TrimPrefix(err.Error(), "admin: "))
 	}

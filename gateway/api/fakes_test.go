@@ -21,6 +21,10 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/edgegate/edgegate/certs"
+	"github.com/edgegate/edgegate/certs/ca"
+	"github.com/edgegate/edgegate/certs/keyseal"
+	"github.com/edgegate/edgegate/certs/tlsconf"
 	"github.com/edgegate/edgegate/gateway/admin"
 	"github.com/edgegate/edgegate/gateway/auth"
 	"github.com/edgegate/edgegate/gateway/broker"
@@ -333,6 +337,7 @@ type env struct {
 	traces    *fakeTraces
 	admin     *admin.Credentials
 	users     *auth.Users
+	certs     *certs.Manager
 	clock     *testClock
 	log       *syncBuffer
 	setupCode string
@@ -357,16 +362,19 @@ func newEnv(t testing.TB, settingsFile string, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clock := &testClock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	certificates := newCertificates(t, db, clock.Now)
 	e := &env{
 		t: t, broker: newFakeBroker(), settings: newFakeSettings(t, settingsFile),
 		traces: &fakeTraces{traces: map[string]trace.Info{}}, admin: creds, users: users,
-		clock: &testClock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}, log: &syncBuffer{},
+		clock: clock, log: &syncBuffer{}, certs: certificates,
 	}
 	if e.setupCode, _, err = creds.EnsureSetupCode(); err != nil {
 		t.Fatal(err)
 	}
 	o := Options{
 		Admin: creds, Users: users, Broker: e.broker, Settings: e.settings, Stats: fakeStats{}, Traces: e.traces,
+		Certificates: certificates, DeploymentID: testDeploymentID,
 		Logger: slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:    e.clock.Now,
 	}
@@ -377,6 +385,30 @@ func newEnv(t testing.TB, settingsFile string, opts ...envOption) *env {
 	e.handler = e.api.Handler()
 	e.local = e.api.LocalHandler()
 	return e
+}
+
+// testDeploymentID is the gateway's id in the deployment TLS API tests.
+const testDeploymentID = "ge6a1a75"
+
+// newCertificates is the real certificate manager on db, with a local CA.
+func newCertificates(t testing.TB, db *bolt.DB, now func() time.Time) *certs.Manager {
+	t.Helper()
+	sealer, err := keyseal.New(bytes.Repeat([]byte{1}, keyseal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := ca.Open(db, ca.Options{DeviceName: "api-test", Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := certs.Open(certs.Options{
+		DB: db, Sealer: sealer, CA: local, TLS: tlsconf.NewManager(), ServerNames: []string{"localhost"},
+		ServerValidity: ca.ServerValidity, Now: now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // completeSetup sets the admin password and makes an API key.

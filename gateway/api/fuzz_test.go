@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgegate/edgegate/certs"
 	"github.com/edgegate/edgegate/gateway/acl"
 	"github.com/edgegate/edgegate/gateway/broker"
 )
@@ -116,6 +117,50 @@ func FuzzPublishForm(f *testing.F) {
 		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
 		default:
 			t.Fatalf("status %d for form %q", w.Code, body)
+		}
+	})
+}
+
+// certificateRoutes are the routes FuzzCertificateAPI feeds.
+var certificateRoutes = []struct{ method, path, contentType string }{
+	{"POST", "/api/certificates", ""},
+	{"PATCH", "/api/certificates/" + certs.ServerCertificateID, ""},
+	{"PATCH", "/api/certificates/" + certs.ServerCertificateID, "application/json-patch+json"},
+	{"POST", "/api/certificates/_import", ""},
+	{"POST", "/api/certificates/" + certs.ServerCertificateID + "/_export", ""},
+	{"POST", "/api/certificates/_renew", ""},
+	{"POST", "/api/deployments/" + testDeploymentID + "/tls", ""},
+}
+
+// FuzzCertificateAPI sends arbitrary bodies to the certificate routes: none
+// may answer 500 or panic, and the listeners keep a certificate to serve.
+func FuzzCertificateAPI(f *testing.F) {
+	p := newTestPair(f, "gw.example.com")
+	for _, seed := range []struct {
+		route int
+		body  string
+	}{
+		{0, jsonBody(f, map[string]any{"chain": p.chain, "privateKey": p.key, "tags": []string{"a"}})},
+		{0, `{"chain":"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n","password":"x"}`},
+		{1, `{"name":"n","metadata":{"k":"v"},"clientCA":true}`},
+		{1, `{"chain":null,"id":"other"}`},
+		{2, `[{"op":"replace","path":"/description","value":"d"}]`},
+		{2, `[{"op":"move","from":"/tags","path":"/metadata/x"}]`},
+		{3, `{"p12":"MIIB","password":"x"}`},
+		{4, `{"format":"p12","legacy":true}`},
+		{4, `{"format":"pem"}`},
+		{5, `{"id":"nope"}`},
+		{6, jsonBody(f, map[string]string{"tlsType": "one-way", "cert": p.chain, "key": p.key})},
+	} {
+		f.Add(seed.route, seed.body)
+	}
+	e := newEnv(f, "")
+	f.Fuzz(func(t *testing.T, route int, body string) {
+		rt := certificateRoutes[uint(route)%uint(len(certificateRoutes))]
+		w := e.do(e.local, req{method: rt.method, path: rt.path, body: body, contentType: rt.contentType, remote: "@"})
+		checkAnswer(t, w)
+		if c, err := e.certs.Serving(); err != nil || !c.HasKey {
+			t.Fatalf("the listeners lost their certificate: %+v %v", c, err)
 		}
 	})
 }

@@ -2,7 +2,10 @@ package api
 
 import (
 	"context"
+	"crypto"
+	"crypto/x509"
 
+	"github.com/edgegate/edgegate/certs"
 	"github.com/edgegate/edgegate/gateway/admin"
 	"github.com/edgegate/edgegate/gateway/auth"
 	"github.com/edgegate/edgegate/gateway/broker"
@@ -16,7 +19,7 @@ type Admin interface {
 	CheckAdmin(password string) bool
 	SetAdminPassword(old, newPassword string) error
 	CheckAPIKey(id, secret string) (admin.APIKey, bool)
-	CreateAPIKey(name string) (admin.APIKey, string, error)
+	CreateAPIKey(name string, scopes ...string) (admin.APIKey, string, error)
 	ListAPIKeys() ([]admin.APIKey, error)
 	DeleteAPIKey(id string) error
 }
@@ -63,4 +66,23 @@ type Settings interface {
 	// but not fully applied.
 	Apply(ctx context.Context, patch []byte, author string) (store.SettingsVersion, error)
 	History() ([]store.SettingsVersion, error)
+}
+
+// Certificates is the certificate store (*certs.Manager).
+type Certificates interface {
+	List() ([]certs.Certificate, error)
+	Get(id string) (certs.Certificate, error)
+	// Key returns a certificate's private key, nil for a trust-only one.
+	Key(id string) (crypto.Signer, error)
+	Add(meta certs.Meta, chain []*x509.Certificate, key crypto.Signer, source certs.Source) (certs.Certificate, error)
+	// Update changes the settable fields, and the chain and key when
+	// chain is non-nil.
+	Update(id string, meta certs.Meta, chain []*x509.Certificate, key crypto.Signer) (certs.Certificate, error)
+	Delete(id string) error
+	// Serve makes a certificate with a key the TLS listeners' one;
+	// ServeLocal goes back to the local CA's.
+	Serve(id string) error
+	ServeLocal() error
+	Renew(ctx context.Context, id string) (certs.Certificate, error)
+	RenewDue(ctx context.Context) ([]string, error)
 }

@@ -1,0 +1,232 @@
+package api
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgegate/edgegate/certs"
+	"github.com/edgegate/edgegate/certs/bundle"
+)
+
+// testPair is a self-signed certificate and its key in PEM, for imports.
+type testPair struct{ chain, key string }
+
+func newTestPair(t testing.TB, cn string) testPair {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: cn}, DNSNames: []string{cn},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(90 * 24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	return testPair{
+		chain: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		key:   string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})),
+	}
+}
+
+func jsonBody(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// addPair imports p as id through the manager.
+func addPair(t *testing.T, e *env, id string, p testPair) {
+	t.Helper()
+	bd, err := bundle.ParsePEM([]byte(p.chain+p.key), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.certs.Add(certs.Meta{ID: id}, bd.Chain, bd.Key, certs.SourceImported); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCertificateRoutes(t *testing.T) {
+	t.Parallel()
+	gw := newTestPair(t, "gw.example.com")
+	other := newTestPair(t, "other.example.com")
+	withGW := func(t *testing.T, e *env) { addPair(t, e, "gw", gw) }
+	entity := func(t *testing.T, w *httptest.ResponseRecorder) certs.Certificate {
+		t.Helper()
+		if strings.Contains(w.Body.String(), "PRIVATE KEY") {
+			t.Fatal("a private key was returned outside an export")
+		}
+		return decodeBody[certs.Certificate](t, w)
+	}
+
+	runRoutes(t, []routeCase{
+		{name: "list has the listener certificate", r: req{method: "GET", path: "/api/v1/certificates"}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				got := decodeBody[[]certs.Certificate](t, w)
+				if len(got) != 1 || got[0].ID != certs.ServerCertificateID || !got[0].Valid || got[0].Usage[0] != certs.RoleServer {
+					t.Fatalf("got %+v", got)
+				}
+			}},
+		{name: "seed 004 prefix", r: req{method: "GET", path: "/api/certificates/" + certs.ServerCertificateID}, status: 200},
+		{name: "credentials required", r: req{method: "GET", path: "/api/certificates", user: "-"}, status: 401, code: "unauthorized"},
+		{name: "create from PEM", r: req{method: "POST", path: "/api/certificates",
+			body: jsonBody(t, map[string]any{"id": "gw", "chain": gw.chain, "privateKey": gw.key, "tags": []string{"prod"}})},
+			status: 201, check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				c := entity(t, w)
+				if c.ID != "gw" || !c.HasKey || c.Domain != "gw.example.com" || c.Source != certs.SourceImported || w.Header().Get("Location") != "/api/v1/certificates/gw" {
+					t.Fatalf("got %+v, Location %q", c, w.Header().Get("Location"))
+				}
+			}},
+		{name: "create trust-only", r: req{method: "POST", path: "/api/certificates",
+			body: jsonBody(t, map[string]any{"chain": gw.chain})}, status: 201,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				if c := entity(t, w); c.HasKey || !strings.HasPrefix(c.ID, "cert_") {
+					t.Fatalf("got %+v", c)
+				}
+			}},
+		{name: "create garbage PEM", r: req{method: "POST", path: "/api/certificates",
+			body: `{"chain":"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}`}, status: 422, code: "invalid_certificate"},
+		{name: "create key of another certificate", r: req{method: "POST", path: "/api/certificates",
+			body: jsonBody(t, map[string]any{"chain": gw.chain, "privateKey": other.key})}, status: 422, code: "invalid_certificate"},
+		{name: "create without chain", r: req{method: "POST", path: "/api/certificates", body: `{"name":"x"}`}, status: 422, code: "invalid_certificate"},
+		{name: "create unknown field", r: req{method: "POST", path: "/api/certificates", body: `{"chian":"x"}`}, status: 400, code: "bad_json"},
+		{name: "create taken id", before: withGW, r: req{method: "POST", path: "/api/certificates",
+			body: jsonBody(t, map[string]any{"id": "gw", "chain": gw.chain})}, status: 422, code: "invalid_certificate"},
+		{name: "get unknown", r: req{method: "GET", path: "/api/certificates/nope"}, status: 404, code: "certificate_not_found"},
+		{name: "merge patch", before: withGW, r: req{method: "PATCH", path: "/api/certificates/gw",
+			body: `{"tags":["a","b"],"metadata":{"site":"lyon"},"exposed":true}`}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				c := entity(t, w)
+				if len(c.Tags) != 2 || c.Metadata["site"] != "lyon" || !c.Exposed || !c.HasKey {
+					t.Fatalf("got %+v", c)
+				}
+			}},
+		{name: "json patch", before: withGW, r: req{method: "PATCH", path: "/api/certificates/gw", contentType: "application/json-patch+json",
+			body: `[{"op":"replace","path":"/description","value":"edge"},{"op":"add","path":"/tags/-","value":"x"}]`}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				if c := entity(t, w); c.Description != "edge" || len(c.Tags) != 1 {
+					t.Fatalf("got %+v", c)
+				}
+			}},
+		{name: "json patch that does not apply", before: withGW, r: req{method: "PATCH", path: "/api/certificates/gw",
+			contentType: "application/json-patch+json", body: `[{"op":"remove","path":"/nothing/here"}]`}, status: 422, code: "bad_patch"},
+		{name: "patch the id", before: withGW, r: req{method: "PATCH", path: "/api/certificates/gw", body: `{"id":"other"}`},
+			status: 422, code: "invalid_certificate"},
+		{name: "patch replaces the chain", before: withGW, r: req{method: "PATCH", path: "/api/certificates/gw",
+			body: jsonBody(t, map[string]any{"chain": other.chain, "privateKey": other.key})}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				if c := entity(t, w); c.Domain != "other.example.com" {
+					t.Fatalf("got %+v", c)
+				}
+			}},
+		{name: "patch a chain the stored key does not match", before: withGW, r: req{method: "PATCH", path: "/api/certificates/gw",
+			body: jsonBody(t, map[string]any{"chain": other.chain})}, status: 422, code: "invalid_certificate"},
+		{name: "delete", before: withGW, r: req{method: "DELETE", path: "/api/certificates/gw"}, status: 204},
+		{name: "delete the serving certificate", r: req{method: "DELETE", path: "/api/certificates/" + certs.ServerCertificateID},
+			status: 409, code: "certificate_in_use"},
+		{name: "valid", before: withGW, r: req{method: "GET", path: "/api/certificates/gw/valid"}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				if v := decodeBody[validity](t, w); !v.Valid {
+					t.Fatalf("got %+v", v)
+				}
+			}},
+		{name: "renew one", r: req{method: "POST", path: "/api/certificates/_renew", body: `{"id":"local-server"}`}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				c, _ := e.certs.Get(certs.ServerCertificateID)
+				if len(c.Renewal.History) != 1 || !c.Renewal.History[0].OK {
+					t.Fatalf("renewal not recorded: %+v", c.Renewal)
+				}
+			}},
+		{name: "renew all due", r: req{method: "POST", path: "/api/certificates/_renew"}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				if got := decodeBody[renewResult](t, w); len(got.Renewed) != 0 {
+					t.Fatalf("renewed %v; nothing is due", got.Renewed)
+				}
+			}},
+		{name: "renew an imported certificate", before: withGW, r: req{method: "POST", path: "/api/certificates/_renew", body: `{"id":"gw"}`},
+			status: 422, code: "invalid_certificate"},
+		{name: "export PEM", before: withGW, r: req{method: "POST", path: "/api/certificates/gw/_export", body: `{"format":"pem"}`}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				out := decodeBody[exportResult](t, w)
+				if _, err := bundle.ParsePEM([]byte(out.Chain+out.PrivateKey), nil); err != nil || out.PrivateKey == "" {
+					t.Fatalf("export does not parse back: %v", err)
+				}
+			}},
+		{name: "export p12 with a generated password", before: withGW, r: req{method: "POST", path: "/api/certificates/gw/_export",
+			body: `{"format":"p12"}`}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				out := decodeBody[exportResult](t, w)
+				der, _ := base64.StdEncoding.DecodeString(out.P12)
+				bd, err := bundle.ParsePKCS12(der, out.Password)
+				if err != nil || out.Password == "" || bd.Key == nil {
+					t.Fatalf("p12 does not open with the returned password: %v", err)
+				}
+				if strings.Contains(e.log.String(), out.Password) {
+					t.Fatal("the generated password was logged")
+				}
+			}},
+		{name: "export unknown format", before: withGW, r: req{method: "POST", path: "/api/certificates/gw/_export", body: `{"format":"jks"}`},
+			status: 422, code: "invalid_format"},
+		{name: "import p12", r: req{method: "POST", path: "/api/certificates/_import", body: jsonBody(t, map[string]any{
+			"id": "from-p12", "p12": p12Of(t, gw, "s3cret"), "password": "s3cret"})}, status: 201,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				if c := entity(t, w); !c.HasKey || c.Domain != "gw.example.com" {
+					t.Fatalf("got %+v", c)
+				}
+			}},
+		{name: "import p12 wrong password", r: req{method: "POST", path: "/api/certificates/_import", body: jsonBody(t, map[string]any{
+			"p12": p12Of(t, gw, "s3cret"), "password": "nope"})}, status: 422, code: "invalid_certificate"},
+		{name: "import p12 not base64", r: req{method: "POST", path: "/api/certificates/_import", body: `{"p12":"%%%"}`},
+			status: 422, code: "invalid_certificate"},
+	})
+}
+
+func p12Of(t testing.TB, p testPair, password string) string {
+	t.Helper()
+	bd, err := bundle.ParsePEM([]byte(p.chain+p.key), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := bd.PKCS12(password, bundle.Modern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(der)
+}
+
+// A certificate as GET returns it can be edited and PUT back whole.
+func TestCertificatePutRoundTrip(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "").completeSetup()
+	addPair(t, e, "gw", newTestPair(t, "gw.example.com"))
+	w := e.do(e.handler, req{method: "GET", path: "/api/certificates/gw"}.asAdmin())
+	c := decodeBody[certs.Certificate](t, w)
+	c.Name, c.Description, c.AutoRenew = "Gateway", "public name", false
+	w = e.do(e.handler, req{method: "PUT", path: "/api/certificates/gw", body: jsonBody(t, c)}.asAdmin())
+	if w.Code != 200 {
+		t.Fatalf("PUT = %d %s", w.Code, w.Body.String())
+	}
+	got, _ := e.certs.Get("gw")
+	if got.Name != "Gateway" || got.Description != "public name" || !got.HasKey || got.SHA256 != c.SHA256 {
+		t.Fatalf("after PUT: %+v", got)
+	}
+}
