@@ -51,13 +51,13 @@ const (
 //
 // Fields marked "derived" are computed from the chain or from the current
 // time and revocation state each time a Certificate is read; writes ignore
-// them. PrivateKey is never filled by reads: see [Manager.Export].
+// them. Seed 004's privateKey is not part of it: keys are write-only, read
+// only through [Manager.Key] for an explicit export.
 type Certificate struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	Chain       string `json:"chain"`
-	PrivateKey  string `json:"privateKey,omitempty"`
 	CARef       string `json:"caRef,omitempty"`
 	Exposed     bool   `json:"exposed"`
 	AutoRenew   bool   `json:"autoRenew"`
@@ -89,9 +89,6 @@ type Certificate struct {
 	KeyType     string   `json:"keyType"`
 	SHA256      string   `json:"sha256"`
 	HasKey      bool     `json:"hasKey"`
-	// Password is always null: a key's password is used once, to import
-	// it, and never stored. The field is kept for seed 004 clients.
-	Password *string `json:"password"`
 
 	// Derived from the time, the chain and revocation.
 	Valid         bool   `json:"valid"`
@@ -195,7 +192,6 @@ func (c *Certificate) derive(chain []*x509.Certificate, hasKey bool) {
 		c.Client = slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) &&
 			!slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
 	}
-	c.Password = nil
 }
 
 // checkValid sets Valid and InvalidReason for the time now. roots are the

@@ -246,7 +246,7 @@ func TestAddImportServeDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Valid || !c.SelfSigned || c.Domain != "gw.example.com" || c.Name != "gw.example.com" || c.Password != nil {
+	if !c.Valid || !c.SelfSigned || c.Domain != "gw.example.com" || c.Name != "gw.example.com" {
 		t.Errorf("derived fields wrong: %+v", c)
 	}
 	if _, err := m.Add(Meta{ID: "gw"}, []*x509.Certificate{cert}, key, SourceImported); !errors.Is(err, ErrInvalid) {

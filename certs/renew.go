@@ -46,11 +46,11 @@ func backoff(n int, jitter func(time.Duration) time.Duration) time.Duration {
 	return d + jitter(d/10)
 }
 
-func randomJitter(max time.Duration) time.Duration {
-	if max <= 0 {
+func randomJitter(upTo time.Duration) time.Duration {
+	if upTo <= 0 {
 		return 0
 	}
-	return rand.N(max)
+	return rand.N(upTo) //nolint:gosec // spreads renewals in time; nothing to guess
 }
 
 // ErrNotRenewable is returned when renewing a certificate whose source

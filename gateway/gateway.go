@@ -30,6 +30,7 @@ import (
 	"github.com/edgegate/edgegate/gateway/api"
 	"github.com/edgegate/edgegate/gateway/auth"
 	"github.com/edgegate/edgegate/gateway/broker"
+	"github.com/edgegate/edgegate/gateway/broker/sys"
 	"github.com/edgegate/edgegate/gateway/config"
 	"github.com/edgegate/edgegate/gateway/store"
 	"github.com/edgegate/edgegate/systemd"
@@ -120,6 +121,7 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 	if g.broker, err = broker.New(broker.Options{
 		Config: cfg, DB: st.DB(), TLS: listenerTLS{g}, Auth: g.auth, Activated: activated,
 		TraceDir: filepath.Join(o.DataDir, "traces"), Version: o.Version, Logger: o.Logger,
+		Certificates: g.certificatesInUse,
 	}); err != nil {
 		return nil, err
 	}
@@ -330,4 +332,21 @@ func (g *Gateway) setMemoryLimit(cfg config.Config) {
 	}
 	debug.SetMemoryLimit(limit)
 	g.log.Debug("memory limit", "bytes", limit)
+}
+
+// certificatesInUse lists the certificates the listeners serve or trust,
+// for the expiry alarms and metrics of package sys.
+func (g *Gateway) certificatesInUse() []sys.CertificateExpiry {
+	list, err := g.certs.List()
+	if err != nil {
+		g.log.Error("list certificates for expiry alarms", "error", err)
+		return nil
+	}
+	var out []sys.CertificateExpiry
+	for _, c := range list {
+		for _, u := range c.Usage {
+			out = append(out, sys.CertificateExpiry{ID: c.ID, Usage: string(u), NotAfter: time.UnixMilli(c.To)})
+		}
+	}
+	return out
 }

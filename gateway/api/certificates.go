@@ -42,6 +42,8 @@ func (a *API) certificateRoutes() {
 // ignored) plus the key's password. A key is given in PEM with chain.
 type certificateBody struct {
 	certs.Certificate
+	// PrivateKey is the PEM key of the leaf; write-only.
+	PrivateKey string `json:"privateKey"`
 	// Password decrypts an encrypted privateKey; it is never stored.
 	Password *string `json:"password"`
 }

@@ -43,6 +43,9 @@ type Options struct {
 	Auth mqtt.Hook
 	// Activated are listeners handed over by systemd, by listener name.
 	Activated map[string]net.Listener
+	// Certificates reports the certificates in use, for $SYS alarms and
+	// metrics (see sys.Options.Certificates).
+	Certificates func() []sys.CertificateExpiry
 	// TraceDir is where trace files are written.
 	TraceDir string
 	Version  string
@@ -134,6 +137,7 @@ func New(o Options) (*Broker, error) {
 		Sysdescr:       "edgegate MQTT broker",
 		Settings:       cfg.Sys,
 		ListenerLimits: b.listenerLoads,
+		Certificates:   o.Certificates,
 		Logger:         log.With("component", "sys"),
 	})
 	b.tracer = trace.New(trace.Options{Dir: o.TraceDir, MaxBytes: cfg.Trace.MaxBytes, Logger: log.With("component", "trace")})

@@ -17,6 +17,13 @@ const (
 	AlarmClientsNearMax = "clients_near_max"
 )
 
+// Certificate alarms: one per threshold and certificate in use, so that a
+// certificate going unrenewed raises a new alert at 30, 14 and 7 days:
+// "certificate_expires_30d/local-server".
+const alarmCertificateExpires = "certificate_expires_"
+
+var certificateAlarmDays = []int{30, 14, 7}
+
 // Alarm is a condition that holds until it is cleared. It is also the JSON
 // payload of alarms/<id>/alert (TS: when it was raised) and
 // alarms/<id>/clear (TS: when it was cleared).
@@ -24,7 +31,7 @@ type Alarm struct {
 	ID        string `json:"id"`
 	Message   string `json:"message"`
 	TS        int64  `json:"ts"`        // unix seconds
-	Value     int64  `json:"value"`     // heap bytes, or a listener's clients
+	Value     int64  `json:"value"`     // heap bytes, a listener's clients, a certificate's seconds left
 	Threshold int64  `json:"threshold"` // the value at which the alarm is raised
 }
 
@@ -49,7 +56,7 @@ func (h *Hook) ActiveAlarms() []Alarm {
 
 // evaluateAlarms checks every alarm condition and returns the alarms raised
 // and cleared since the previous evaluation, in ID order.
-func (h *Hook) evaluateAlarms(now time.Time, heap uint64, loads map[string]ListenerLoad) []alarmChange {
+func (h *Hook) evaluateAlarms(now time.Time, heap uint64, loads map[string]ListenerLoad, certs []CertificateExpiry) []alarmChange {
 	// readings holds every condition checked, firing or not, so that a clear
 	// message says what the value is now.
 	readings := map[string]Alarm{}
@@ -77,6 +84,20 @@ func (h *Hook) evaluateAlarms(now time.Time, heap uint64, loads map[string]Liste
 				Threshold: int64(threshold),
 			}
 			readings[a.ID], firing[a.ID] = a, l.Clients >= threshold
+		}
+	}
+	for _, c := range certs {
+		left := c.NotAfter.Sub(now)
+		for _, days := range certificateAlarmDays {
+			threshold := time.Duration(days) * 24 * time.Hour
+			a := Alarm{
+				ID: fmt.Sprintf("%s%dd/%s", alarmCertificateExpires, days, topicLevel(c.ID)),
+				Message: fmt.Sprintf("certificate %s (%s) expires on %s, in %s; alarm at %d days",
+					c.ID, c.Usage, c.NotAfter.UTC().Format(time.RFC3339), left.Round(time.Minute), days),
+				Value:     int64(left / time.Second),
+				Threshold: int64(threshold / time.Second),
+			}
+			readings[a.ID], firing[a.ID] = a, left <= threshold
 		}
 	}
 

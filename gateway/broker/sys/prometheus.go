@@ -4,6 +4,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // PrometheusContentType is the Content-Type of what WritePrometheus writes.
@@ -25,6 +26,7 @@ const PrometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
 //	edgegate_messages_dropped_total, edgegate_messages_retained,
 //	edgegate_messages_stored
 //	edgegate_listener_clients{listener}, edgegate_listener_max_clients{listener}
+//	edgegate_certificate_expiry_seconds{id,usage}
 //	edgegate_alarms_active, edgegate_alarm_active{id} 1
 //	edgegate_go_heap_bytes, edgegate_go_goroutines
 func WritePrometheus(w io.Writer, s Stats) error {
@@ -70,6 +72,12 @@ func WritePrometheus(w io.Writer, s Stats) error {
 	p.family("edgegate_listener_max_clients", "gauge", "Client limit of a listener (0: unlimited).")
 	for _, l := range s.Listeners {
 		p.sample("edgegate_listener_max_clients", labels("listener", l.Name), strconv.Itoa(l.MaxClients))
+	}
+
+	p.family("edgegate_certificate_expiry_seconds", "gauge", "Seconds until a certificate in use expires (negative: expired).")
+	for _, c := range s.Certificates {
+		p.sample("edgegate_certificate_expiry_seconds", labels("id", c.ID, "usage", c.Usage),
+			strconv.FormatInt(int64(c.NotAfter.Sub(s.Time)/time.Second), 10))
 	}
 
 	p.single("edgegate_alarms_active", "gauge", "Active alarms.", strconv.Itoa(len(s.Alarms)))

@@ -28,8 +28,9 @@ func (h *Hook) PublishNow() error {
 	heap := h.heapBytes()
 	gcPause := h.gcPause()
 	loads := h.listeners()
-	changes := h.evaluateAlarms(now, heap, loads)
-	s := h.snapshot(now, heap, loads)
+	certs := h.certs()
+	changes := h.evaluateAlarms(now, heap, loads, certs)
+	s := h.snapshot(now, heap, loads, certs)
 
 	var errs []error
 	pub := func(topic, payload string) {

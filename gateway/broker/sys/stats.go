@@ -29,7 +29,16 @@ type Stats struct {
 	Messages      MessageStats    `json:"messages"`
 	Listeners     []ListenerStats `json:"listeners"` // sorted by name
 	Alarms        []Alarm         `json:"alarms"`    // active, sorted by ID
-	Runtime       RuntimeStats    `json:"runtime"`
+	// Certificates are the certificates in use, by ID.
+	Certificates []CertificateExpiry `json:"certificates"`
+	Runtime      RuntimeStats        `json:"runtime"`
+}
+
+// CertificateExpiry is a certificate the gateway uses and when it expires.
+type CertificateExpiry struct {
+	ID       string    `json:"id"`
+	Usage    string    `json:"usage"` // e.g. "server", "client-ca"
+	NotAfter time.Time `json:"not_after"`
 }
 
 // Gauge is a current value and its high-water mark since start.
@@ -88,11 +97,11 @@ var packetTypeNames = [16]string{
 // Snapshot samples every figure now. It copies mochi's client and retained
 // maps to count topics, so it costs O(sessions + subscriptions + retained).
 func (h *Hook) Snapshot() Stats {
-	return h.snapshot(h.now(), h.heapBytes(), h.listeners())
+	return h.snapshot(h.now(), h.heapBytes(), h.listeners(), h.certs())
 }
 
 // snapshot builds Stats from figures the caller already sampled.
-func (h *Hook) snapshot(now time.Time, heap uint64, loads map[string]ListenerLoad) Stats {
+func (h *Hook) snapshot(now time.Time, heap uint64, loads map[string]ListenerLoad, certs []CertificateExpiry) Stats {
 	info := h.srv.Info
 	topics, retained := h.topicsAndRetained()
 	s := Stats{
@@ -118,8 +127,12 @@ func (h *Hook) snapshot(now time.Time, heap uint64, loads map[string]ListenerLoa
 			Retained: retained,
 			Stored:   max(0, atomic.LoadInt64(&info.Inflight)),
 		},
-		Alarms:  h.ActiveAlarms(),
-		Runtime: RuntimeStats{HeapBytes: heap, Goroutines: runtime.NumGoroutine()},
+		Alarms:       h.ActiveAlarms(),
+		Certificates: certs,
+		Runtime:      RuntimeStats{HeapBytes: heap, Goroutines: runtime.NumGoroutine()},
+	}
+	if s.Certificates == nil {
+		s.Certificates = []CertificateExpiry{}
 	}
 	for t := packets.Connect; t <= packets.Auth; t++ {
 		in, out := h.packetsIn[t].Load(), h.packetsOut[t].Load()

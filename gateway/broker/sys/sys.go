@@ -85,6 +85,9 @@ type Options struct {
 	// runtime/metrics (the same figure as MemStats.HeapAlloc, without
 	// stopping the world).
 	HeapBytes func() uint64
+	// Certificates reports the certificates the gateway uses, for the
+	// certificate_expires_* alarms and the expiry metric; nil means none.
+	Certificates func() []CertificateExpiry
 	// MaxGCPause reports the longest GC stop-the-world pause since its
 	// previous call (0 if none); nil reads the /sched/pauses/total/gc:seconds
 	// histogram of runtime/metrics.
@@ -106,6 +109,7 @@ type Hook struct {
 	now       func() time.Time
 	heapBytes func() uint64
 	gcPause   func() time.Duration
+	certs     func() []CertificateExpiry
 	started   time.Time
 	prefix    string // "$SYS/brokers/<node>/"
 
@@ -141,10 +145,14 @@ func New(o Options) *Hook {
 		now:       o.Now,
 		heapBytes: o.HeapBytes,
 		gcPause:   o.MaxGCPause,
+		certs:     o.Certificates,
 		alarms:    map[string]Alarm{},
 	}
 	if h.node == "" {
 		h.node = "edgegate"
+	}
+	if h.certs == nil {
+		h.certs = func() []CertificateExpiry { return nil }
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)

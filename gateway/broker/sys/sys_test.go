@@ -805,3 +805,66 @@ func TestDefaultRuntimeReaders(t *testing.T) {
 		t.Errorf("longest GC pause since the last read: %s", d)
 	}
 }
+
+// A certificate in use raises a new alert at 30, 14 and 7 days before it
+// expires; renewing it clears them. The expiry is a Prometheus gauge.
+func TestCertificateExpiryAlarms(t *testing.T) {
+	t.Parallel()
+	srv := mqtttest.NewServer(t)
+	clk := newClock()
+	var mu sync.Mutex
+	notAfter := clk.Now().Add(45 * 24 * time.Hour)
+	h := New(Options{
+		Server: srv, Node: "n", Now: clk.Now, ListenerLimits: (&fakeRuntime{}).listenerLimits,
+		HeapBytes: func() uint64 { return 0 }, MaxGCPause: func() time.Duration { return 0 },
+		Certificates: func() []CertificateExpiry {
+			mu.Lock()
+			defer mu.Unlock()
+			return []CertificateExpiry{{ID: "local-server", Usage: "server", NotAfter: notAfter}}
+		},
+	})
+	events := subscribe(t, srv, "$SYS/brokers/n/alarms/#")
+	advance := func(d time.Duration) []string {
+		t.Helper()
+		clk.Add(d)
+		if err := h.PublishNow(); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range events.drain() {
+			out = append(out, strings.TrimPrefix(m.topic, "$SYS/brokers/n/alarms/"))
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, step := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "[]"},
+		{16 * 24 * time.Hour, "[certificate_expires_30d/local-server/alert]"}, // 29 days left
+		{24 * time.Hour, "[]"},
+		{14 * 24 * time.Hour, "[certificate_expires_14d/local-server/alert]"}, // 14 days left
+		{7 * 24 * time.Hour, "[certificate_expires_7d/local-server/alert]"},
+	} {
+		if got := fmt.Sprint(advance(step.d)); got != step.want {
+			t.Fatalf("after %v: published %s, want %s", step.d, got, step.want)
+		}
+	}
+
+	var b strings.Builder
+	if err := WritePrometheus(&b, h.Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `edgegate_certificate_expiry_seconds{id="local-server",usage="server"} 604800`+"\n") {
+		t.Errorf("expiry gauge missing or wrong:\n%s", b.String())
+	}
+
+	mu.Lock()
+	notAfter = clk.Now().Add(90 * 24 * time.Hour) // renewed
+	mu.Unlock()
+	want := "[certificate_expires_14d/local-server/clear certificate_expires_30d/local-server/clear certificate_expires_7d/local-server/clear]"
+	if got := fmt.Sprint(advance(time.Minute)); got != want {
+		t.Fatalf("after renewal: published %s, want %s", got, want)
+	}
+}
