@@ -83,16 +83,17 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 	settings.apply = g
 	g.setMemoryLimit(cfg)
 
-	var err error
-	if g.ca, err = ca.Open(st.DB(), ca.Options{DeviceName: cfg.Node, Logger: o.Logger.With("component", "ca")}); err != nil {
+	sealer, err := keyseal.LoadOrCreate(filepath.Join(o.DataDir, DeviceKeyFileName), true)
+	if err != nil {
+		return nil, err
+	}
+	if g.ca, err = ca.Open(st.DB(), ca.Options{
+		DeviceName: cfg.Node, Sealer: sealer, Logger: o.Logger.With("component", "ca"),
+	}); err != nil {
 		return nil, fmt.Errorf("local CA: %w", err)
 	}
 	if err := writeFileAtomic(filepath.Join(o.DataDir, CAFileName), g.ca.TrustBundlePEM(), 0o644); err != nil {
 		return nil, fmt.Errorf("write CA certificate: %w", err)
-	}
-	sealer, err := keyseal.LoadOrCreate(filepath.Join(o.DataDir, DeviceKeyFileName), true)
-	if err != nil {
-		return nil, err
 	}
 	g.tls = tlsconf.NewManager()
 	if g.certs, err = certs.Open(certs.Options{

@@ -1,10 +1,10 @@
 package ca
 
 import (
+	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -29,6 +28,460 @@ const (
 	issuerCNPrefix = "edgegate Local Issuer — "
 	organization   = "edgegate"
 )
+
+// maxCSRSize bounds the input of SignCSR; a CSR is a few kilobytes at most.
+const maxCSRSize = 64 << 10
+
+// Signer is a CA certificate and its private key, the issuer of an
+// [IssueRequest]: for instance a CA certificate from the certificate
+// manager's store.
+type Signer struct {
+	Cert *x509.Certificate
+	Key  crypto.Signer
+	// Chain holds Cert's parents, leaf-first (Cert's issuer first). Each
+	// must have signed the one before. A self-signed root among them is
+	// left out of issued chains.
+	Chain []*x509.Certificate
+}
+
+// IssueRequest describes a certificate to create "from an existing CA": the
+// fields of the web UI's form.
+type IssueRequest struct {
+	// Issuer signs the certificate. Nil means the authority's active issuer
+	// (see [Authority.Issuer]), the usual case; the issuance is then
+	// recorded so that [Authority.Revoke] can find it by serial.
+	Issuer *Signer
+	// CA makes a CA certificate (keyCertSign, cRLSign). MaxPathLen is then
+	// how many CA certificates may follow below it: 0 (the default) means
+	// it signs only leaves, -1 no limit. Either must fit the issuer's own
+	// limit.
+	CA         bool
+	MaxPathLen int
+	// Client and Server set the extended key usages clientAuth and
+	// serverAuth. At least one of CA, Client and Server must be set; on a CA
+	// certificate they restrict what its leaves may be used for.
+	Client, Server bool
+	// AIA adds, for each of Options.AIABaseURLs, the issuer's certificate
+	// URL and CRL distribution point. Only for the authority's own issuers.
+	AIA bool
+	// KeyType of the new key; empty means DefaultKeyType. Must be empty for
+	// SignCSR, where the key is the CSR's.
+	KeyType KeyType
+	// SignatureAlgorithm the issuer signs with; zero means the default for
+	// the issuer's key. It must suit the issuer's key (ECDSA or RSA).
+	SignatureAlgorithm x509.SignatureAlgorithm
+	// Validity is the certificate lifetime from now; zero means
+	// DefaultLeafValidity (DefaultCAValidity for a CA). It is capped at the
+	// issuer's expiry: a certificate is never valid longer than its issuer.
+	Validity time.Duration
+	// Subject is a distinguished name as ParseDN reads it, e.g.
+	// "CN=sensor-1,O=Acme,C=FR". Empty means CN = the first DNS name or IP
+	// address of Hosts (or an empty subject when there is none); a CA
+	// certificate needs one.
+	Subject string
+	// Hosts become subject alternative names: DNS names (a leftmost "*"
+	// label allowed), IP addresses, URIs (spiffe://…, urn:…) and e-mail
+	// addresses. Every invalid one is named in the error.
+	Hosts []string
+}
+
+// Issued is a certificate the authority signed, with its private key (nil
+// when it signed a CSR) and its chain: its issuer and the issuer's parents
+// up to, not including, the root.
+type Issued struct {
+	Cert  *x509.Certificate
+	Key   crypto.Signer
+	Chain []*x509.Certificate
+}
+
+// CertPEM returns the certificate followed by its chain, PEM-encoded: what a
+// server or client presents.
+func (i *Issued) CertPEM() []byte {
+	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: i.Cert.Raw})
+	for _, c := range i.Chain {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return out
+}
+
+// KeyPEM returns the private key as PKCS#8 PEM ("PRIVATE KEY"), or nil when
+// there is none (a signed CSR).
+func (i *Issued) KeyPEM() ([]byte, error) {
+	if i.Key == nil {
+		return nil, nil
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(i.Key)
+	if err != nil {
+		return nil, fmt.Errorf("ca: marshal key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// TLSCertificate returns the certificate, chain and key for a tls.Config,
+// with Leaf set.
+func (i *Issued) TLSCertificate() *tls.Certificate {
+	c := &tls.Certificate{Certificate: [][]byte{i.Cert.Raw}, Leaf: i.Cert}
+	for _, p := range i.Chain {
+		c.Certificate = append(c.Certificate, p.Raw)
+	}
+	if i.Key != nil {
+		c.PrivateKey = i.Key
+	}
+	return c
+}
+
+// Issue creates a key and a certificate as req describes. See
+// [IssueRequest] for the fields and their defaults. Errors wrap
+// ErrInvalidRequest (a malformed request), ErrNotCA, ErrExpired,
+// ErrKeyMismatch or ErrChainInvalid (an unusable req.Issuer).
+func (a *Authority) Issue(req IssueRequest) (*Issued, error) {
+	spec, err := specFromRequest(req)
+	if err != nil {
+		return nil, fmt.Errorf("ca: issue certificate: %w", err)
+	}
+	iss, own, err := a.resolveIssuer(req.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("ca: issue certificate: %w", err)
+	}
+	out, err := a.issue(spec, iss, own, nil)
+	if err != nil {
+		return nil, fmt.Errorf("ca: issue certificate %q: %w", spec.name(), err)
+	}
+	return out, nil
+}
+
+// SignCSR signs a certificate signing request, PEM ("CERTIFICATE REQUEST")
+// or DER, after checking its signature. The subject and subject alternative
+// names are the CSR's unless req.Subject or req.Hosts are set, and go
+// through the same checks as Issue's (attributes ParseDN does not know are
+// refused); the CSR's other extensions are ignored — CA, usages and lifetime
+// come from req only. req.KeyType must be empty. The returned Issued has no
+// Key.
+func (a *Authority) SignCSR(csr []byte, req IssueRequest) (*Issued, error) {
+	r, err := parseCSR(csr)
+	if err != nil {
+		return nil, fmt.Errorf("ca: sign CSR: %w", err)
+	}
+	if req.KeyType != "" {
+		return nil, fmt.Errorf("ca: sign CSR: %w: KeyType is set, but the key is the CSR's", ErrInvalidRequest)
+	}
+	if err := checkPublicKey(r.PublicKey); err != nil {
+		return nil, fmt.Errorf("ca: sign CSR: %w", err)
+	}
+	if req.Subject == "" && len(r.Subject.Names) > 0 {
+		req.Subject = r.Subject.String()
+	}
+	if len(req.Hosts) == 0 {
+		req.Hosts = csrHosts(r)
+	}
+	spec, err := specFromRequest(req)
+	if err != nil {
+		return nil, fmt.Errorf("ca: sign CSR: %w", err)
+	}
+	spec.pub = r.PublicKey
+	iss, own, err := a.resolveIssuer(req.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("ca: sign CSR: %w", err)
+	}
+	out, err := a.issue(spec, iss, own, nil)
+	if err != nil {
+		return nil, fmt.Errorf("ca: sign CSR for %q: %w", spec.name(), err)
+	}
+	return out, nil
+}
+
+// parseCSR decodes one CSR, PEM or DER, and checks its signature.
+func parseCSR(data []byte) (*x509.CertificateRequest, error) {
+	if len(data) > maxCSRSize {
+		return nil, fmt.Errorf("%w: CSR larger than %d bytes", ErrInvalidRequest, maxCSRSize)
+	}
+	der := data
+	if trimmed := bytes.TrimSpace(data); bytes.HasPrefix(trimmed, []byte("-----BEGIN")) {
+		block, rest := pem.Decode(trimmed)
+		switch {
+		case block == nil:
+			return nil, fmt.Errorf("%w: malformed PEM", ErrInvalidRequest)
+		case block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST":
+			return nil, fmt.Errorf("%w: PEM block is %q, want CERTIFICATE REQUEST", ErrInvalidRequest, block.Type)
+		case len(bytes.TrimSpace(rest)) != 0:
+			return nil, fmt.Errorf("%w: data after the CSR", ErrInvalidRequest)
+		}
+		der = block.Bytes
+	}
+	r, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: parse CSR: %w", ErrInvalidRequest, err)
+	}
+	if err := r.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("%w: CSR signature does not verify: %w", ErrInvalidRequest, err)
+	}
+	return r, nil
+}
+
+// csrHosts lists the subject alternative names of a CSR as hosts.
+func csrHosts(r *x509.CertificateRequest) []string {
+	var hosts []string
+	hosts = append(hosts, r.DNSNames...)
+	for _, ip := range r.IPAddresses {
+		hosts = append(hosts, ip.String())
+	}
+	for _, u := range r.URIs {
+		hosts = append(hosts, u.String())
+	}
+	return append(hosts, r.EmailAddresses...)
+}
+
+// leafSpec is a validated request: what goes into the certificate.
+type leafSpec struct {
+	subject        pkix.Name
+	hosts          hostSet
+	ca             bool
+	maxPathLen     int
+	client, server bool
+	aia            bool
+	keyType        KeyType
+	pub            crypto.PublicKey // the CSR's key; nil means generate one of keyType
+	sigAlg         x509.SignatureAlgorithm
+	validity       time.Duration
+}
+
+// name names the certificate in messages: its subject, or its first host.
+func (s leafSpec) name() string {
+	if n := s.subject.String(); n != "" {
+		return n
+	}
+	if len(s.hosts.all) > 0 {
+		return s.hosts.all[0]
+	}
+	return ""
+}
+
+func specFromRequest(req IssueRequest) (leafSpec, error) {
+	spec := leafSpec{
+		ca: req.CA, maxPathLen: req.MaxPathLen, client: req.Client, server: req.Server, aia: req.AIA,
+		keyType: req.KeyType, sigAlg: req.SignatureAlgorithm, validity: req.Validity,
+	}
+	if !req.CA && !req.Client && !req.Server {
+		return leafSpec{}, fmt.Errorf("%w: say what the certificate is for: CA, Client and/or Server", ErrInvalidRequest)
+	}
+	if !req.CA && req.MaxPathLen != 0 {
+		return leafSpec{}, fmt.Errorf("%w: MaxPathLen is only for CA certificates", ErrInvalidRequest)
+	}
+	if req.MaxPathLen < -1 {
+		return leafSpec{}, fmt.Errorf("%w: MaxPathLen %d (want -1 for no limit, or 0 and more)", ErrInvalidRequest, req.MaxPathLen)
+	}
+	if req.Validity < 0 {
+		return leafSpec{}, fmt.Errorf("%w: negative validity %v", ErrInvalidRequest, req.Validity)
+	}
+	if req.KeyType != "" {
+		if err := req.KeyType.check(); err != nil {
+			return leafSpec{}, err
+		}
+	}
+	var err error
+	if spec.hosts, err = parseHosts(req.Hosts); err != nil {
+		return leafSpec{}, err
+	}
+	if strings.TrimSpace(req.Subject) != "" {
+		if spec.subject, err = ParseDN(req.Subject); err != nil {
+			return leafSpec{}, err
+		}
+	}
+	switch {
+	case req.CA && spec.subject.String() == "":
+		return leafSpec{}, fmt.Errorf("%w: a CA certificate needs a Subject", ErrInvalidRequest)
+	case spec.subject.String() == "" && spec.hosts.empty():
+		return leafSpec{}, fmt.Errorf("%w: a certificate needs a Subject or at least one host", ErrInvalidRequest)
+	case spec.subject.String() == "":
+		spec.subject.CommonName = spec.hosts.firstNameForCN()
+	}
+	return spec, nil
+}
+
+// resolveIssuer returns the issuer for a request: the active issuer for
+// nil, else s after checking that it can sign. own reports one of the
+// authority's issuers, whose issuances are recorded.
+func (a *Authority) resolveIssuer(s *Signer) (iss issuer, own bool, err error) {
+	st := a.st.Load()
+	if s == nil {
+		return st.active(), true, nil
+	}
+	if s.Cert == nil || s.Key == nil {
+		return issuer{}, false, fmt.Errorf("%w: Issuer needs both Cert and Key", ErrInvalidRequest)
+	}
+	if err := checkCA(s.Cert); err != nil {
+		return issuer{}, false, err
+	}
+	if now := a.now(); !now.Before(s.Cert.NotAfter) {
+		return issuer{}, false, fmt.Errorf("%w: issuer %q expired on %s", ErrExpired, s.Cert.Subject, s.Cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if !publicKeysEqual(s.Cert.PublicKey, s.Key.Public()) {
+		return issuer{}, false, fmt.Errorf("%w: issuer %q", ErrKeyMismatch, s.Cert.Subject)
+	}
+	if err := checkLinks(append([]*x509.Certificate{s.Cert}, s.Chain...)); err != nil {
+		return issuer{}, false, err
+	}
+	if known, ok := st.issuerByID(IssuerID(s.Cert)); ok {
+		return known, true, nil
+	}
+	imp := newImported(newPair(s.Cert, s.Key), s.Chain, true)
+	return issuer{storedPair: &imp.storedPair, kind: IssuerImported, active: true, chain: imp.chain, root: imp.root}, false, nil
+}
+
+// checkCA refuses a certificate that cannot sign certificates.
+func checkCA(c *x509.Certificate) error {
+	switch {
+	case !c.IsCA || !c.BasicConstraintsValid:
+		return fmt.Errorf("%w: %q is not a CA certificate", ErrNotCA, c.Subject)
+	case c.KeyUsage&x509.KeyUsageCertSign == 0:
+		return fmt.Errorf("%w: %q lacks the keyCertSign key usage", ErrNotCA, c.Subject)
+	}
+	return nil
+}
+
+// checkLinks verifies that each certificate of chain was signed by the next.
+func checkLinks(chain []*x509.Certificate) error {
+	for i := 0; i+1 < len(chain); i++ {
+		if chain[i] == nil || chain[i+1] == nil {
+			return fmt.Errorf("%w: nil certificate in chain", ErrChainInvalid)
+		}
+		if err := chain[i].CheckSignatureFrom(chain[i+1]); err != nil {
+			return fmt.Errorf("%w: %q is not signed by %q: %w", ErrChainInvalid, chain[i].Subject, chain[i+1].Subject, err)
+		}
+	}
+	return nil
+}
+
+// issue signs spec with iss. For the authority's own issuers (own) it
+// records the serial, together with extra's writes, in one transaction
+// before returning.
+func (a *Authority) issue(spec leafSpec, iss issuer, own bool, extra func(b *bbolt.Bucket, out *Issued) error) (*Issued, error) {
+	now := a.now()
+	if !now.Before(iss.cert.NotAfter) {
+		return nil, fmt.Errorf("%w: issuer %q expired on %s", ErrExpired, iss.cert.Subject, iss.cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if spec.ca {
+		if err := checkPathLen(iss.cert, spec.maxPathLen); err != nil {
+			return nil, err
+		}
+	}
+	sigAlg, err := signatureAlgorithmFor(iss.key.Public(), spec.sigAlg)
+	if err != nil {
+		return nil, err
+	}
+	validity := spec.validity
+	if validity == 0 {
+		validity = DefaultLeafValidity
+		if spec.ca {
+			validity = DefaultCAValidity
+		}
+	}
+	tmpl := &x509.Certificate{
+		Subject:               spec.subject,
+		DNSNames:              spec.hosts.dns,
+		IPAddresses:           spec.hosts.ips,
+		URIs:                  spec.hosts.uris,
+		EmailAddresses:        spec.hosts.emails,
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(validity),
+		BasicConstraintsValid: true,
+		IsCA:                  spec.ca,
+		SignatureAlgorithm:    sigAlg,
+	}
+	if spec.server {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
+	}
+	if spec.client {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
+	}
+	if spec.aia {
+		if !own {
+			return nil, fmt.Errorf("%w: AIA is only available for the authority's own issuers, whose CRLs it publishes", ErrInvalidRequest)
+		}
+		if len(a.aiaBases) == 0 {
+			return nil, fmt.Errorf("%w: AIA requested, but no AIA base URL is configured", ErrInvalidRequest)
+		}
+		for _, base := range a.aiaBases {
+			tmpl.IssuingCertificateURL = append(tmpl.IssuingCertificateURL, base+"/issuer/"+iss.id+".crt")
+			tmpl.CRLDistributionPoints = append(tmpl.CRLDistributionPoints, base+"/crl/"+iss.id+".crl")
+		}
+	}
+
+	var key crypto.Signer
+	pub := spec.pub
+	if pub == nil {
+		if key, err = spec.keyType.generate(); err != nil {
+			return nil, err
+		}
+		pub = key.Public()
+	}
+	switch {
+	case spec.ca:
+		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
+		switch spec.maxPathLen {
+		case -1:
+			tmpl.MaxPathLen = -1
+		case 0:
+			tmpl.MaxPathLenZero = true
+		default:
+			tmpl.MaxPathLen = spec.maxPathLen
+		}
+	default:
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		if _, isRSA := pub.(*rsa.PublicKey); isRSA && spec.server {
+			// TLS 1.2 RSA key exchange encrypts to the server's key. ECDSA
+			// keys only sign.
+			tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment
+		}
+	}
+
+	cert, err := sign(tmpl, iss.cert, iss.key, pub)
+	if err != nil {
+		return nil, err
+	}
+	out := &Issued{Cert: cert, Key: key, Chain: slices.Clone(iss.chain)}
+	if own || extra != nil {
+		err := a.db.Update(func(tx *bbolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists(bucketCA)
+			if err != nil {
+				return err
+			}
+			if own {
+				if err := putIssued(b, iss.id, cert); err != nil {
+					return err
+				}
+			}
+			if extra != nil {
+				return extra(b, out)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	}
+	a.log.Info("issued certificate",
+		"subject", cert.Subject.String(), "serial", serialHex(cert), "not_after", cert.NotAfter,
+		"ca", spec.ca, "server", spec.server, "client", spec.client,
+		"key", describeKey(pub), "signature", sigAlg.String(), "issuer_id", iss.id, "csr", spec.pub != nil)
+	return out, nil
+}
+
+// checkPathLen refuses a CA certificate with path length child below
+// issuer when the issuer's own limit does not leave room for it.
+func checkPathLen(issuer *x509.Certificate, child int) error {
+	limited := issuer.MaxPathLen > 0 || issuer.MaxPathLenZero
+	if !limited {
+		return nil
+	}
+	if issuer.MaxPathLen == 0 {
+		return fmt.Errorf("%w: %q has path length 0: it cannot sign CA certificates", ErrNotCA, issuer.Subject)
+	}
+	if child == -1 || child >= issuer.MaxPathLen {
+		return fmt.Errorf("%w: MaxPathLen must be less than the issuer's (%d)", ErrInvalidRequest, issuer.MaxPathLen)
+	}
+	return nil
+}
 
 // ClientRequest describes a client certificate for [Authority.IssueClient].
 // At least one of CommonName, DNSNames or URIs must be set: they are what the
@@ -45,40 +498,51 @@ type ClientRequest struct {
 // IssueServer issues an ECDSA P-256 server certificate for names, each either a
 // DNS name (wildcards allowed) or an IP address; the first name is also the
 // subject CN. A zero validity means DefaultLeafValidity; the lifetime is capped
-// at the intermediate's expiry. The returned chain is leaf + intermediate and
-// Leaf is set. Nothing is stored: see [Authority.LoadOrIssueServer] for the
-// listener certificate.
+// at the issuer's expiry. The returned chain is leaf + issuer chain and
+// Leaf is set. Only the issuance is recorded (for revocation by serial): see
+// [Authority.LoadOrIssueServer] for the stored listener certificate.
 func (a *Authority) IssueServer(names []string, validity time.Duration) (*tls.Certificate, error) {
-	leaf, key, err := a.issueServer(names, validity)
+	out, err := a.issueServer(names, validity, nil)
 	if err != nil {
 		return nil, err
 	}
-	return a.tlsCertificate(leaf, key), nil
+	return out.TLSCertificate(), nil
 }
 
-func (a *Authority) issueServer(names []string, validity time.Duration) (*x509.Certificate, crypto.Signer, error) {
-	sans, err := parseNames(names)
+func (a *Authority) issueServer(names []string, validity time.Duration, extra func(*bbolt.Bucket, *Issued) error) (*Issued, error) {
+	spec, err := serverSpec(names, validity)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ca: issue server certificate for %q: %w", names, err)
+		return nil, fmt.Errorf("ca: issue server certificate for %q: %w", names, err)
 	}
-	tmpl := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: sans.first},
-		DNSNames:    sans.dns,
-		IPAddresses: sans.ips,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	leaf, key, err := a.issueLeaf(tmpl, validity)
+	out, err := a.issue(spec, a.st.Load().active(), true, extra)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ca: issue server certificate for %q: %w", names, err)
+		return nil, fmt.Errorf("ca: issue server certificate for %q: %w", names, err)
 	}
-	a.log.Info("issued server certificate",
-		"names", sans.all, "serial", serialHex(leaf), "not_after", leaf.NotAfter)
-	return leaf, key, nil
+	return out, nil
+}
+
+func serverSpec(names []string, validity time.Duration) (leafSpec, error) {
+	if len(names) == 0 {
+		return leafSpec{}, fmt.Errorf("%w: no names", ErrInvalidRequest)
+	}
+	if validity < 0 {
+		return leafSpec{}, fmt.Errorf("%w: negative validity %v", ErrInvalidRequest, validity)
+	}
+	hosts, err := parseHosts(names)
+	if err != nil {
+		return leafSpec{}, err
+	}
+	if !hosts.onlyServerNames() {
+		return leafSpec{}, fmt.Errorf("%w: server names must be DNS names or IP addresses", ErrInvalidRequest)
+	}
+	return leafSpec{subject: pkix.Name{CommonName: hosts.firstNameForCN()}, hosts: hosts, server: true, validity: validity}, nil
 }
 
 // IssueClient issues an ECDSA P-256 client certificate (ExtKeyUsage
-// ClientAuth). certPEM holds the leaf followed by the intermediate, ready for a
-// client to present; keyPEM is the PKCS#8 private key. Nothing is stored.
+// ClientAuth) from the active issuer. DNSNames and URIs are checked and
+// normalised like IssueRequest.Hosts. certPEM holds the leaf followed by the
+// issuer chain, ready for a client to present; keyPEM is the PKCS#8 private
+// key. Only the issuance is recorded (for revocation by serial).
 func (a *Authority) IssueClient(req ClientRequest) (certPEM, keyPEM []byte, err error) {
 	if req.CommonName == "" && len(req.DNSNames) == 0 && len(req.URIs) == 0 {
 		return nil, nil, errors.New("ca: issue client certificate: no CommonName, DNS name or URI")
@@ -86,40 +550,42 @@ func (a *Authority) IssueClient(req ClientRequest) (certPEM, keyPEM []byte, err 
 	if slices.Contains(req.URIs, nil) {
 		return nil, nil, fmt.Errorf("ca: issue client certificate %q: nil URI", req.CommonName)
 	}
-	tmpl := &x509.Certificate{
-		Subject: pkix.Name{
-			CommonName:   req.CommonName,
-			Organization: slices.Clone(req.Organization),
-		},
-		DNSNames:    slices.Clone(req.DNSNames),
-		URIs:        slices.Clone(req.URIs),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	if req.Validity < 0 {
+		return nil, nil, fmt.Errorf("ca: issue client certificate %q: %w: negative validity %v", req.CommonName, ErrInvalidRequest, req.Validity)
 	}
-	leaf, key, err := a.issueLeaf(tmpl, req.Validity)
+	names := slices.Clone(req.DNSNames)
+	for _, u := range req.URIs {
+		names = append(names, u.String())
+	}
+	hosts, err := parseHosts(names)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ca: issue client certificate %q: %w", req.CommonName, err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("ca: issue client certificate %q: marshal key: %w", req.CommonName, err)
+	spec := leafSpec{
+		subject:  pkix.Name{CommonName: req.CommonName, Organization: slices.Clone(req.Organization)},
+		hosts:    hosts,
+		client:   true,
+		validity: req.Validity,
 	}
-	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})
-	certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.intermediate.Raw})...)
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	a.log.Info("issued client certificate",
-		"subject", leaf.Subject.String(), "serial", serialHex(leaf), "not_after", leaf.NotAfter)
-	return certPEM, keyPEM, nil
+	out, err := a.issue(spec, a.st.Load().active(), true, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca: issue client certificate %q: %w", req.CommonName, err)
+	}
+	if keyPEM, err = out.KeyPEM(); err != nil {
+		return nil, nil, fmt.Errorf("ca: issue client certificate %q: %w", req.CommonName, err)
+	}
+	return out.CertPEM(), keyPEM, nil
 }
 
 // LoadOrIssueServer returns the listener certificate kept in the store (entry
 // "server" of bucket "ca") when it covers exactly names (in any order, DNS
-// names case-insensitively), was issued by the current intermediate and has
+// names case-insensitively), was issued by the active issuer and has
 // more than a third of its lifetime left. Otherwise it issues a new one valid
 // for ServerValidity and stores certificate and key in one transaction before
 // returning it. A stored entry that cannot be decoded is logged and replaced:
 // unlike the root, a listener certificate can always be re-issued.
 func (a *Authority) LoadOrIssueServer(names []string) (*tls.Certificate, error) {
-	sans, err := parseNames(names)
+	spec, err := serverSpec(names, ServerValidity)
 	if err != nil {
 		return nil, fmt.Errorf("ca: load or issue server certificate for %q: %w", names, err)
 	}
@@ -130,14 +596,15 @@ func (a *Authority) LoadOrIssueServer(names []string) (*tls.Certificate, error) 
 	err = a.db.View(func(tx *bbolt.Tx) error {
 		if b := tx.Bucket(bucketCA); b != nil {
 			var err error
-			stored, err = loadPair(b, keyServer)
+			stored, _, err = loadPair(b, keyServer, a.sealer)
 			return err
 		}
 		return nil
 	})
+	iss := a.st.Load().active()
 	var reason string
 	switch {
-	case errors.Is(err, ErrCorrupt):
+	case errors.Is(err, ErrCorrupt) || errors.Is(err, ErrSealerRequired):
 		a.log.Warn("stored server certificate is unusable, issuing a new one", "error", err)
 		reason = "corrupt"
 	case err != nil:
@@ -145,37 +612,31 @@ func (a *Authority) LoadOrIssueServer(names []string) (*tls.Certificate, error) 
 	case stored == nil:
 		reason = "missing"
 	default:
-		reason = a.serverReissueReason(stored.cert, sans)
+		reason = a.serverReissueReason(stored.cert, spec.hosts, iss)
 		if reason == "" {
-			return a.tlsCertificate(stored.cert, stored.key), nil
+			out := &Issued{Cert: stored.cert, Key: stored.key, Chain: slices.Clone(iss.chain)}
+			return out.TLSCertificate(), nil
 		}
 	}
 
-	leaf, key, err := a.issueServer(names, ServerValidity)
+	out, err := a.issueServer(names, ServerValidity, func(b *bbolt.Bucket, out *Issued) error {
+		_, err := storePair(b, keyServer, newPair(out.Cert, out.Key), a.sealer)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	err = a.db.Update(func(tx *bbolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketCA)
-		if err != nil {
-			return err
-		}
-		return storePair(b, keyServer, leaf, key)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ca: store server certificate: %w", err)
-	}
-	a.log.Info("stored server certificate", "reason", reason, "serial", serialHex(leaf))
-	return a.tlsCertificate(leaf, key), nil
+	a.log.Info("stored server certificate", "reason", reason, "serial", serialHex(out.Cert))
+	return out.TLSCertificate(), nil
 }
 
 // serverReissueReason says why a stored listener certificate cannot be
 // served, or "" when it can.
-func (a *Authority) serverReissueReason(cert *x509.Certificate, want sanSet) string {
+func (a *Authority) serverReissueReason(cert *x509.Certificate, want hostSet, iss issuer) string {
 	switch {
-	case !slices.Equal(certNames(cert), want.sorted()):
+	case !slices.Equal(certNames(cert), want.sortedNames()):
 		return "names changed"
-	case cert.CheckSignatureFrom(a.intermediate) != nil:
+	case cert.CheckSignatureFrom(iss.cert) != nil:
 		return "issuer changed"
 	case needsRenewal(cert, a.now()):
 		return "renewal due"
@@ -190,43 +651,15 @@ func needsRenewal(cert *x509.Certificate, now time.Time) bool {
 	if now.Before(cert.NotBefore) || !now.Before(cert.NotAfter) {
 		return true
 	}
-	lifetime := cert.NotAfter.Sub(cert.NotBefore)
-	return cert.NotAfter.Sub(now) < lifetime/3
+	return cert.NotAfter.Sub(now) < lifetime(cert)/3
 }
 
-func (a *Authority) tlsCertificate(leaf *x509.Certificate, key crypto.Signer) *tls.Certificate {
-	return &tls.Certificate{
-		Certificate: [][]byte{leaf.Raw, a.intermediate.Raw},
-		PrivateKey:  key,
-		Leaf:        leaf,
-	}
+// renewalTime is when needsRenewal starts to report true for cert.
+func renewalTime(cert *x509.Certificate) time.Time {
+	return cert.NotAfter.Add(-lifetime(cert) / 3)
 }
 
-// issueLeaf fills in the parts common to all leaves and signs tmpl with the
-// intermediate.
-func (a *Authority) issueLeaf(tmpl *x509.Certificate, validity time.Duration) (*x509.Certificate, crypto.Signer, error) {
-	if validity < 0 {
-		return nil, nil, fmt.Errorf("negative validity %v", validity)
-	}
-	if validity == 0 {
-		validity = DefaultLeafValidity
-	}
-	now := a.now()
-	tmpl.NotBefore = now.Add(-backdate)
-	tmpl.NotAfter = now.Add(validity)
-	// ECDSA keys only sign; KeyEncipherment is for RSA key transport.
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	tmpl.BasicConstraintsValid = true
-	key, err := newKey()
-	if err != nil {
-		return nil, nil, err
-	}
-	leaf, err := sign(tmpl, a.intermediate, a.intermediateKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return leaf, key, nil
-}
+func lifetime(cert *x509.Certificate) time.Duration { return cert.NotAfter.Sub(cert.NotBefore) }
 
 func rootTemplate(device string, now time.Time) *x509.Certificate {
 	return &x509.Certificate{
@@ -253,6 +686,41 @@ func intermediateTemplate(device string, now time.Time) *x509.Certificate {
 	}
 }
 
+// newRoot creates a self-signed root with a new key of type kt.
+func newRoot(device string, kt KeyType, now time.Time) (*storedPair, error) {
+	key, err := kt.generate()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := rootTemplate(device, now)
+	if tmpl.SignatureAlgorithm, err = signatureAlgorithmFor(key.Public(), 0); err != nil {
+		return nil, err
+	}
+	cert, err := sign(tmpl, tmpl, key, key.Public())
+	if err != nil {
+		return nil, err
+	}
+	return newPair(cert, key), nil
+}
+
+// newIntermediate creates an intermediate with a new key of type kt, signed
+// by root.
+func newIntermediate(device string, kt KeyType, root *storedPair, now time.Time) (*storedPair, error) {
+	key, err := kt.generate()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := intermediateTemplate(device, now)
+	if tmpl.SignatureAlgorithm, err = signatureAlgorithmFor(root.key.Public(), 0); err != nil {
+		return nil, err
+	}
+	cert, err := sign(tmpl, root.cert, root.key, key.Public())
+	if err != nil {
+		return nil, err
+	}
+	return newPair(cert, key), nil
+}
+
 // deviceNameOf returns name, or when it is empty the device name recorded in
 // the root's CN, for naming a replacement intermediate.
 func deviceNameOf(root *x509.Certificate, name string) string {
@@ -265,22 +733,15 @@ func deviceNameOf(root *x509.Certificate, name string) string {
 	return root.Subject.CommonName
 }
 
-// createCA signs a CA template; a nil parent makes it self-signed.
-func createCA(tmpl, parent *x509.Certificate, parentKey, key crypto.Signer) (*x509.Certificate, error) {
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	return sign(tmpl, parent, parentKey, key)
-}
-
 // sign sets serial and subject key ID on tmpl, caps its lifetime at the
 // parent's (a certificate cannot outlive its issuer usefully) and signs it.
-func sign(tmpl, parent *x509.Certificate, parentKey, key crypto.Signer) (*x509.Certificate, error) {
+// parent == tmpl makes it self-signed.
+func sign(tmpl, parent *x509.Certificate, parentKey crypto.Signer, pub crypto.PublicKey) (*x509.Certificate, error) {
 	serial, err := randomSerial()
 	if err != nil {
 		return nil, err
 	}
-	skid, err := subjectKeyID(key.Public())
+	skid, err := subjectKeyID(pub)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +750,7 @@ func sign(tmpl, parent *x509.Certificate, parentKey, key crypto.Signer) (*x509.C
 	if parent != tmpl && tmpl.NotAfter.After(parent.NotAfter) {
 		tmpl.NotAfter = parent.NotAfter
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
 	if err != nil {
 		return nil, fmt.Errorf("sign certificate: %w", err)
 	}
@@ -298,14 +759,6 @@ func sign(tmpl, parent *x509.Certificate, parentKey, key crypto.Signer) (*x509.C
 		return nil, fmt.Errorf("parse new certificate: %w", err)
 	}
 	return cert, nil
-}
-
-func newKey() (crypto.Signer, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generate key: %w", err)
-	}
-	return key, nil
 }
 
 // randomSerial returns a positive 128-bit random serial number.
@@ -323,7 +776,7 @@ func randomSerial() (*big.Int, error) {
 
 // subjectKeyID derives the key identifier from the subjectPublicKey bits with
 // SHA-256 truncated to 160 bits (RFC 7093, section 2, method 1). It works for
-// any key type x509 can marshal, so RSA issuers need no change.
+// any key type x509 can marshal.
 func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 	spkiDER, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
@@ -340,54 +793,8 @@ func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 	return sum[:20], nil
 }
 
-// sanSet is a list of requested server names split into SAN kinds.
-type sanSet struct {
-	first string   // CN
-	all   []string // normalised, deduplicated, in request order
-	dns   []string
-	ips   []net.IP
-}
-
-// parseNames normalises names (DNS names lowercased, IPv4-mapped IPv6
-// unmapped, duplicates dropped) and splits them into DNS and IP SANs.
-func parseNames(names []string) (sanSet, error) {
-	var s sanSet
-	if len(names) == 0 {
-		return s, errors.New("no names")
-	}
-	for _, n := range names {
-		if n == "" || strings.ContainsAny(n, " \t\r\n") {
-			return sanSet{}, fmt.Errorf("invalid name %q", n)
-		}
-		var norm string
-		if ip, err := netip.ParseAddr(n); err == nil {
-			if ip.Zone() != "" {
-				return sanSet{}, fmt.Errorf("invalid name %q: IP address with zone", n)
-			}
-			ip = ip.Unmap()
-			norm = ip.String()
-			if !slices.Contains(s.all, norm) {
-				s.ips = append(s.ips, net.IP(ip.AsSlice()))
-			}
-		} else {
-			norm = strings.ToLower(strings.TrimSuffix(n, "."))
-			if !slices.Contains(s.all, norm) {
-				s.dns = append(s.dns, norm)
-			}
-		}
-		if !slices.Contains(s.all, norm) {
-			s.all = append(s.all, norm)
-		}
-	}
-	s.first = s.all[0]
-	return s, nil
-}
-
-func (s sanSet) sorted() []string {
-	return slices.Sorted(slices.Values(s.all))
-}
-
-// certNames returns the SANs of cert normalised like parseNames, sorted.
+// certNames returns the DNS and IP SANs of cert normalised like parseHosts,
+// sorted.
 func certNames(cert *x509.Certificate) []string {
 	var names []string
 	for _, d := range cert.DNSNames {

@@ -21,6 +21,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/edgegate/edgegate/certs/ca"
+	"github.com/edgegate/edgegate/certs/keyseal"
 )
 
 // clientCert is a client certificate issued for a test, as files for
@@ -92,7 +93,12 @@ func openLocalCA(t testing.TB, d *daemon, reqs ...clientCertRequest) *pki {
 	if len(reqs) == 0 {
 		return p
 	}
-	authority, err := ca.Open(db, ca.Options{})
+	// The daemon is stopped: open its store with its device key.
+	sealer, err := keyseal.LoadOrCreate(filepath.Join(d.dataDir, "device.key"), false)
+	if err != nil {
+		t.Fatalf("device key: %v", err)
+	}
+	authority, err := ca.Open(db, ca.Options{Sealer: sealer})
 	if err != nil {
 		t.Fatalf("open the local CA: %v", err)
 	}
