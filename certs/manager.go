@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"regexp"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/edgegate/edgegate/certs/ca"
 	"github.com/edgegate/edgegate/certs/keyseal"
 )
 
@@ -36,8 +38,19 @@ var ErrInvalid = errors.New("certs: invalid certificate")
 type LocalCA interface {
 	// IssueServer issues a listener certificate for names, chain included.
 	IssueServer(names []string, validity time.Duration) (*tls.Certificate, error)
+	// Issue signs a certificate as asked, by the local issuer or req.Issuer.
+	Issue(req ca.IssueRequest) (*ca.Issued, error)
 	// Pool holds the local CA's roots, the anchors of its leaves.
 	Pool() *x509.CertPool
+	// RevokeCertificate puts cert on its issuer's CRL (ca.ErrUnknownCertificate
+	// when no issuer of the local CA signed it); IsRevoked asks.
+	RevokeCertificate(cert *x509.Certificate, reason int, at time.Time) error
+	IsRevoked(issuer *x509.Certificate, serial *big.Int) bool
+	// Maintain rotates the intermediate and re-signs CRLs when due.
+	Maintain() (ca.MaintenanceResult, error)
+	// RotateRoot starts a root rotation; FinishRootRotation ends its overlap.
+	RotateRoot(kt ca.KeyType) error
+	FinishRootRotation() error
 }
 
 // TLSTarget receives what the TLS listeners serve (*tlsconf.Manager).
@@ -59,8 +72,11 @@ type Options struct {
 	// ClientCAPool is the name under which the local CA plus the store's
 	// client CAs are published to TLS (tlsconf pool name).
 	ClientCAPool string
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// OnTrustBundleChange is called after the local CA's roots changed (a
+	// root rotation began or ended), e.g. to rewrite a copy of the bundle.
+	OnTrustBundleChange func()
+	Now                 func() time.Time
+	Logger              *slog.Logger
 }
 
 // Manager is the certificate store and what acts on it: issuance, import,
@@ -75,6 +91,10 @@ type Manager struct {
 	// mu serialises changes that read, decide and write (serving role,
 	// renewal), so that two renewals of one certificate do not race.
 	mu sync.Mutex
+
+	// revoked holds revocationKey of every revoked certificate of the
+	// store, for CheckClient, which runs on every handshake.
+	revoked sync.Map
 }
 
 // Open loads the store and makes sure the listeners have a certificate to
@@ -92,6 +112,9 @@ func Open(o Options) (*Manager, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.loadRevoked(); err != nil {
+		return nil, fmt.Errorf("certs: open: %w", err)
+	}
 	if err := m.ensureServing(); err != nil {
 		return nil, fmt.Errorf("certs: open: %w", err)
 	}
@@ -99,6 +122,27 @@ func Open(o Options) (*Manager, error) {
 		return nil, fmt.Errorf("certs: open: %w", err)
 	}
 	return m, nil
+}
+
+// loadRevoked fills m.revoked from the store.
+func (m *Manager) loadRevoked() error {
+	return m.view(func(t tx) error {
+		recs, err := t.records()
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if !r.Revoked {
+				continue
+			}
+			chain, err := ParseChainPEM(r.Chain)
+			if err != nil {
+				return fmt.Errorf("%w: %q: %w", ErrCorrupt, r.ID, err)
+			}
+			m.revoked.Store(revocationKey(chain[0]), struct{}{})
+		}
+		return nil
+	})
 }
 
 func (m *Manager) view(fn func(tx) error) error {

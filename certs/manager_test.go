@@ -20,59 +20,21 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/edgegate/edgegate/certs/ca"
 	"github.com/edgegate/edgegate/certs/keyseal"
 )
 
-// testCA is a minimal LocalCA: a root that signs leaves directly.
+// testCA is the real local CA, with IssueServer failing on demand.
 type testCA struct {
-	root *x509.Certificate
-	key  crypto.Signer
-	now  func() time.Time
+	*ca.Authority
 	fail error // when set, IssueServer fails with it
-}
-
-func newTestCA(t testing.TB, now func() time.Time) *testCA {
-	t.Helper()
-	key := mustKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test root"},
-		NotBefore: now().Add(-time.Hour), NotAfter: now().Add(10 * 365 * 24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, _ := x509.ParseCertificate(der)
-	return &testCA{root: root, key: key, now: now}
 }
 
 func (c *testCA) IssueServer(names []string, validity time.Duration) (*tls.Certificate, error) {
 	if c.fail != nil {
 		return nil, c.fail
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	now := c.now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		NotBefore: now, NotAfter: now.Add(validity),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.root, key.Public(), c.key)
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Certificate{Certificate: [][]byte{der, c.root.Raw}, PrivateKey: key}, nil
-}
-
-func (c *testCA) Pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(c.root)
-	return p
+	return c.Authority.IssueServer(names, validity)
 }
 
 // tlsRecorder is a TLSTarget that keeps what it was given.
@@ -143,7 +105,11 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	clk := &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-	return &env{db: db, seal: seal, ca: newTestCA(t, clk.Now), tls: &tlsRecorder{}, clock: clk}
+	authority, err := ca.Open(db, ca.Options{DeviceName: "test", Now: clk.Now, Sealer: seal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{db: db, seal: seal, ca: &testCA{Authority: authority}, tls: &tlsRecorder{}, clock: clk}
 }
 
 func (e *env) open(t *testing.T) *Manager {
@@ -390,5 +356,144 @@ func TestBackoffDoublesToCap(t *testing.T) {
 		if got := backoff(n, noJitter); got != want {
 			t.Errorf("backoff(%d) = %v, want %v", n, got, want)
 		}
+	}
+}
+
+func TestCreateFromCAsAndRenew(t *testing.T) {
+	e := newEnv(t)
+	m := e.open(t)
+	ctx := context.Background()
+
+	if _, err := m.Create(Meta{ID: "x"}, IssueParams{Hosts: []string{"a"}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("no usage: %v, want ErrInvalid", err)
+	}
+	if _, err := m.Create(Meta{}, IssueParams{Client: true, Hosts: []string{"bad host!"}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("bad host: %v, want ErrInvalid", err)
+	}
+	if _, err := m.Create(Meta{}, IssueParams{Client: true, KeyType: "dsa"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("bad key type: %v, want ErrInvalid", err)
+	}
+
+	// The local intermediate signs leaves only.
+	if _, err := m.Create(Meta{}, IssueParams{CA: true, Subject: "CN=Sub CA"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("sub-CA from the local issuer: %v, want ErrInvalid", err)
+	}
+	// A CA of the store (imported with its key) issues a sensor certificate.
+	now := e.clock.Now()
+	sensorsCA, sensorsKey := selfSigned(t, "Sensors CA", true, now.Add(-time.Hour), now.Add(2*365*24*time.Hour))
+	if _, err := m.Add(Meta{ID: "sensors-ca"}, []*x509.Certificate{sensorsCA}, sensorsKey, SourceImported); err != nil {
+		t.Fatal(err)
+	}
+	sensor, err := m.Create(Meta{ID: "sensor-1", CARef: "sensors-ca", AutoRenew: true},
+		IssueParams{Client: true, Subject: "CN=sensor-1", Hosts: []string{"spiffe://acme/sensor-1"}, KeyType: "rsa-2048", ValiditySeconds: 30 * 24 * 3600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, _ := ParseChainPEM(sensor.Chain)
+	if sensor.KeyType != "rsa-2048" || !sensor.Client || len(chain) != 1 || chain[0].Issuer.CommonName != "Sensors CA" {
+		t.Fatalf("sensor %+v, chain of %d", sensor, len(chain))
+	}
+	if _, err := chain[0].Verify(x509.VerifyOptions{
+		Roots: poolOf(sensorsCA), CurrentTime: e.clock.Now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}); err != nil {
+		t.Errorf("sensor certificate does not verify to its CA: %v", err)
+	}
+	local, err := m.Create(Meta{ID: "sensor-2"}, IssueParams{Client: true, Subject: "CN=sensor-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	localChain, _ := ParseChainPEM(local.Chain)
+	if _, err := localChain[0].Verify(x509.VerifyOptions{
+		Roots: e.ca.Pool(), Intermediates: poolOf(localChain[1:]...), CurrentTime: e.clock.Now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}); err != nil {
+		t.Errorf("local sensor certificate does not verify to the local root: %v", err)
+	}
+	if _, err := m.Create(Meta{CARef: "sensor-1"}, IssueParams{Client: true}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("issuing from a leaf: %v, want ErrInvalid", err)
+	}
+
+	// Due after two thirds of 30 days: renewed with the same parameters.
+	e.clock.Add(21 * 24 * time.Hour)
+	ids, err := m.RenewDue(ctx)
+	if err != nil || !slices.Equal(ids, []string{"sensor-1"}) {
+		t.Fatalf("RenewDue = %v, %v; want sensor-1 only (sensor-2 is not auto-renewed)", ids, err)
+	}
+	renewed, _ := m.Get("sensor-1")
+	if renewed.Serial == sensor.Serial || renewed.Subject != sensor.Subject || !slices.Equal(renewed.SANs, sensor.SANs) ||
+		renewed.KeyType != "rsa-2048" || renewed.CARef != "sensors-ca" {
+		t.Errorf("renewed %+v\\nwas %+v", renewed, sensor)
+	}
+}
+
+func poolOf(certs ...*x509.Certificate) *x509.CertPool {
+	p := x509.NewCertPool()
+	for _, c := range certs {
+		p.AddCert(c)
+	}
+	return p
+}
+
+func TestRevoke(t *testing.T) {
+	e := newEnv(t)
+	m := e.open(t)
+	sensor, err := m.Create(Meta{ID: "sensor-1"}, IssueParams{Client: true, Subject: "CN=sensor-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, _ := ParseChainPEM(sensor.Chain)
+	if err := m.CheckClient(chain); err != nil {
+		t.Fatalf("valid client refused: %v", err)
+	}
+	if _, err := m.Revoke("sensor-1", "no-such-reason"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("unknown reason: %v", err)
+	}
+	c, err := m.Revoke("sensor-1", "keyCompromise")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Revoked || c.Valid || c.RevocationReason != "keyCompromise" || c.InvalidReason != "revoked" {
+		t.Fatalf("after revoke: %+v", c)
+	}
+	if err := m.CheckClient(chain); err == nil {
+		t.Error("revoked client accepted")
+	}
+	if !e.ca.IsRevoked(chain[1], chain[0].SerialNumber) {
+		t.Error("the local CA does not list the revoked certificate")
+	}
+	if _, err := m.Revoke("sensor-1", ""); err != nil {
+		t.Errorf("second revoke: %v", err)
+	}
+
+	// An imported client certificate is refused once revoked in the store,
+	// also after a restart.
+	now := e.clock.Now()
+	ext, extKey := selfSigned(t, "external", true, now.Add(-time.Hour), now.Add(time.Hour*24*30))
+	leaf := signedBy(t, ext, extKey, now)
+	if _, err := m.Add(Meta{ID: "ext-leaf"}, []*x509.Certificate{leaf, ext}, nil, SourceImported); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Revoke("ext-leaf", "superseded"); err != nil {
+		t.Fatal(err)
+	}
+	m = e.open(t)
+	if err := m.CheckClient([]*x509.Certificate{leaf, ext}); err == nil {
+		t.Error("store-revoked client accepted after restart")
+	}
+
+	// Revoking the served certificate puts a fresh local one in place.
+	before, _ := m.Serving()
+	if _, err := m.Revoke(ServerCertificateID, "keyCompromise"); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := m.Serving()
+	if after.Serial == before.Serial || !after.Valid || e.tls.leaf().SerialNumber.Text(16) != after.Serial {
+		t.Errorf("serving after revoking it: %+v", after)
+	}
+
+	// Expired client certificates are refused.
+	e.clock.Add(400 * 24 * time.Hour)
+	if err := m.CheckClient([]*x509.Certificate{leaf, ext}); err == nil {
+		t.Error("expired client accepted")
 	}
 }

@@ -3,10 +3,13 @@ package certs
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/edgegate/edgegate/certs/ca"
 )
 
 // Renewal timing.
@@ -174,18 +177,80 @@ func (m *Manager) renewLocked(ctx context.Context, id string) (Certificate, erro
 // reissue obtains a new certificate for r from its source. It runs without
 // a transaction: issuing may take a while (ACME).
 func (m *Manager) reissue(_ context.Context, r record) (record, crypto.Signer, error) {
+	var (
+		chain []*x509.Certificate
+		key   crypto.Signer
+		err   error
+	)
 	switch {
 	case r.Source == SourceLocal && r.ID == ServerCertificateID:
-		chain, key, err := m.issueServerPair()
-		if err != nil {
-			return record{}, nil, err
+		chain, key, err = m.issueServerPair()
+	case r.Source == SourceLocal && r.Issue != nil:
+		var issued *ca.Issued
+		if issued, err = m.issue(r.CARef, *r.Issue); err == nil {
+			chain, key = append([]*x509.Certificate{issued.Cert}, issued.Chain...), issued.Key
 		}
-		r.Chain, r.Names = EncodeChainPEM(chain), sans(chain[0])
-		r.Revoked, r.RevocationReason, r.RevokedAt = false, "", 0
-		return r, key, nil
 	default:
-		return record{}, nil, fmt.Errorf("%w: source %q", ErrNotRenewable, r.Source)
+		err = fmt.Errorf("%w: source %q", ErrNotRenewable, r.Source)
 	}
+	if err != nil {
+		return record{}, nil, err
+	}
+	r.Chain, r.Names = EncodeChainPEM(chain), sans(chain[0])
+	r.Revoked, r.RevocationReason, r.RevokedAt = false, "", 0
+	return r, key, nil
+}
+
+// maintainCA runs the local CA's maintenance and acts on what changed: a
+// new issuer gets the listeners a certificate from it, a changed trust
+// bundle is published. It returns when the CA is next due.
+func (m *Manager) maintainCA(ctx context.Context) time.Time {
+	res, err := m.o.CA.Maintain()
+	if err != nil {
+		m.log.Error("local CA maintenance", "error", err)
+		return m.now().Add(time.Hour)
+	}
+	m.afterCAChange(ctx, res.IssuerChanged, res.TrustBundleChanged)
+	return res.NextMaintenance
+}
+
+// afterCAChange gets the listeners a certificate from a new issuer and
+// publishes a changed trust bundle.
+func (m *Manager) afterCAChange(ctx context.Context, issuerChanged, bundleChanged bool) {
+	if issuerChanged {
+		if _, err := m.Renew(ctx, ServerCertificateID); err != nil {
+			m.log.Error("re-issue the listener certificate from the new issuer", "error", err)
+		}
+	}
+	if bundleChanged {
+		if err := m.publishClientCAs(); err != nil {
+			m.log.Error("publish the new trust bundle", "error", err)
+		}
+		if m.o.OnTrustBundleChange != nil {
+			m.o.OnTrustBundleChange()
+		}
+	}
+}
+
+// RotateRoot starts a root rotation of the local CA (a new root and
+// intermediate, the old root trusted during the overlap) and re-issues the
+// listener certificate from the new intermediate.
+func (m *Manager) RotateRoot(kt ca.KeyType) error {
+	if err := m.o.CA.RotateRoot(kt); err != nil {
+		return err
+	}
+	m.afterCAChange(context.Background(), true, true)
+	return nil
+}
+
+// FinishRootRotation ends a root rotation's overlap: the old root is no
+// longer trusted.
+func (m *Manager) FinishRootRotation() error {
+	if err := m.o.CA.FinishRootRotation(); err != nil {
+		return err
+	}
+	m.afterCAChange(context.Background(), false, true)
+	return nil
 }
 
 // Run renews due certificates until ctx ends: at start (a gateway that was
@@ -193,11 +258,15 @@ func (m *Manager) reissue(_ context.Context, r record) (record, crypto.Signer, e
 func (m *Manager) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var caDue time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+		}
+		if !m.now().Before(caDue) {
+			caDue = m.maintainCA(ctx)
 		}
 		if _, err := m.RenewDue(ctx); err != nil {
 			m.log.Warn("certificate renewal", "error", err)
@@ -210,6 +279,9 @@ func (m *Manager) Run(ctx context.Context) {
 			m.log.Error("certificate renewal schedule", "error", err)
 		} else if !next.IsZero() {
 			sleep = min(sleep, max(time.Second, next.Sub(m.now())))
+		}
+		if !caDue.IsZero() {
+			sleep = min(sleep, max(time.Second, caDue.Sub(m.now())))
 		}
 		timer.Reset(sleep)
 	}

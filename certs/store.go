@@ -36,23 +36,25 @@ var ErrCorrupt = errors.New("certs: corrupt store entry")
 // record is what the store keeps of a certificate: the fields a user or the
 // gateway sets. Everything derived is recomputed on read.
 type record struct {
-	ID               string            `json:"id"`
-	Name             string            `json:"name"`
-	Description      string            `json:"description,omitempty"`
-	Chain            string            `json:"chain"`
-	CARef            string            `json:"caRef,omitempty"`
-	Exposed          bool              `json:"exposed,omitempty"`
-	AutoRenew        bool              `json:"autoRenew,omitempty"`
-	Client           bool              `json:"client,omitempty"`
-	Tags             []string          `json:"tags,omitempty"`
-	Metadata         map[string]string `json:"metadata,omitempty"`
-	Source           Source            `json:"source"`
-	Names            []string          `json:"names,omitempty"` // what a renewal asks for
-	ClientCA         bool              `json:"clientCA,omitempty"`
-	Revoked          bool              `json:"revoked,omitempty"`
-	RevocationReason string            `json:"revocationReason,omitempty"`
-	RevokedAt        int64             `json:"revokedAt,omitempty"`
-	Renewal          Renewal           `json:"renewal"`
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	Description string            `json:"description,omitempty"`
+	Chain       string            `json:"chain"`
+	CARef       string            `json:"caRef,omitempty"`
+	Exposed     bool              `json:"exposed,omitempty"`
+	AutoRenew   bool              `json:"autoRenew,omitempty"`
+	Client      bool              `json:"client,omitempty"`
+	Tags        []string          `json:"tags,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	Source      Source            `json:"source"`
+	Names       []string          `json:"names,omitempty"` // what a renewal asks for
+	ClientCA    bool              `json:"clientCA,omitempty"`
+	// Issue is how a certificate the gateway issued was asked for.
+	Issue            *IssueParams `json:"issue,omitempty"`
+	Revoked          bool         `json:"revoked,omitempty"`
+	RevocationReason string       `json:"revocationReason,omitempty"`
+	RevokedAt        int64        `json:"revokedAt,omitempty"`
+	Renewal          Renewal      `json:"renewal"`
 }
 
 func keyLabel(id string) string { return "certificates/" + id }

@@ -92,17 +92,18 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("local CA: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(o.DataDir, CAFileName), g.ca.TrustBundlePEM(), 0o644); err != nil {
-		return nil, fmt.Errorf("write CA certificate: %w", err)
+	if err := g.writeTrustBundleFile(); err != nil {
+		return nil, err
 	}
 	g.tls = tlsconf.NewManager()
 	if g.certs, err = certs.Open(certs.Options{
 		DB: st.DB(), Sealer: sealer, CA: g.ca, TLS: g.tls,
 		ServerNames: serverNames(), ServerValidity: ca.ServerValidity, ClientCAPool: config.ClientCALocal,
-		Logger: o.Logger.With("component", "certs"),
+		OnTrustBundleChange: g.writeTrustBundle, Logger: o.Logger.With("component", "certs"),
 	}); err != nil {
 		return nil, fmt.Errorf("certificates: %w", err)
 	}
+	g.tls.SetClientCheck(g.certs.CheckClient)
 	if g.users, err = auth.NewUsers(st.DB()); err != nil {
 		return nil, fmt.Errorf("mqtt users: %w", err)
 	}
@@ -128,7 +129,7 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 	}
 	g.api = api.New(api.Options{
 		Admin: g.admin, Users: g.users, Broker: g.broker, Settings: settings, Stats: g.broker,
-		Traces: g.broker.Tracer(), Certificates: g.certs, DeploymentID: cfg.Node, MaxBodyBytes: cfg.API.MaxBodyBytes, Logger: o.Logger.With("component", "api"),
+		Traces: g.broker.Tracer(), Certificates: g.certs, Authority: g.ca, DeploymentID: cfg.Node, MaxBodyBytes: cfg.API.MaxBodyBytes, Logger: o.Logger.With("component", "api"),
 	})
 	return g, nil
 }
@@ -219,6 +220,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		g.certs.Run(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		g.disconnectRefusedClients(ctx)
 	}()
 
 	<-ctx.Done()
@@ -350,4 +356,39 @@ func (g *Gateway) certificatesInUse() []sys.CertificateExpiry {
 		}
 	}
 	return out
+}
+
+// writeTrustBundleFile writes the local CA's roots to <data>/ca.pem.
+func (g *Gateway) writeTrustBundleFile() error {
+	if err := writeFileAtomic(filepath.Join(g.opts.DataDir, CAFileName), g.ca.TrustBundlePEM(), 0o644); err != nil {
+		return fmt.Errorf("write CA certificate: %w", err)
+	}
+	return nil
+}
+
+// writeTrustBundle rewrites ca.pem after a root rotation began or ended.
+func (g *Gateway) writeTrustBundle() {
+	if err := g.writeTrustBundleFile(); err != nil {
+		g.log.Error("trust bundle changed", "error", err)
+	}
+}
+
+// clientSweepInterval is how often live TLS sessions are checked against
+// revocations and expiry: a revoked sensor is cut off within it.
+const clientSweepInterval = 2 * time.Second
+
+// disconnectRefusedClients disconnects, until ctx ends, the clients whose
+// certificate was revoked or expired since they connected. New handshakes
+// are refused by the same check in certs/tlsconf.
+func (g *Gateway) disconnectRefusedClients(ctx context.Context) {
+	tick := time.NewTicker(clientSweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			g.broker.DisconnectRefused(g.certs.CheckClient)
+		}
+	}
 }

@@ -63,3 +63,22 @@ else
 		fi
 	fi
 fi
+
+# Pebble, Let's Encrypt's ACME test CA, for the ACME tests. Not in Debian; it
+# is a Go program, installed with `go install` into GOBIN, else the first
+# GOPATH entry's bin, where the tests look whether or not it is on PATH.
+pebble_version=v2.10.1
+pebble_module=github.com/letsencrypt/pebble/v2
+gobin=$(go env GOBIN)
+if [ -z "$gobin" ]; then
+	gopath=$(go env GOPATH)
+	gobin="${gopath%%:*}/bin"
+fi
+# The module version recorded in the binary: reinstall anything else.
+have=$(go version -m "$gobin/pebble" 2>/dev/null | awk -v m="$pebble_module" '$1 == "mod" && $2 == m { print $3 }' || true)
+if [ "$have" != "$pebble_version" ]; then
+	echo "install-test-deps: installing pebble $pebble_version into $gobin" >&2
+	# GOFLAGS is cleared: flags meant for this repository's build (-mod=vendor,
+	# say) are refused by `go install pkg@version`.
+	GOFLAGS= GOBIN="$gobin" go install "$pebble_module/cmd/pebble@$pebble_version"
+fi

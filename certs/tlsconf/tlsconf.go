@@ -31,6 +31,7 @@ var ErrNoCertificates = errors.New("tlsconf: no certificate found in PEM data")
 type Manager struct {
 	cert  atomic.Pointer[tls.Certificate]
 	pools atomic.Pointer[map[string]*x509.CertPool]
+	check atomic.Pointer[ClientCheck]
 
 	// poolsMu serialises writers of pools (copy-on-write); readers only Load.
 	poolsMu sync.Mutex
@@ -66,6 +67,32 @@ func (m *Manager) SetClientCAs(name string, pool *x509.CertPool) {
 		next[name] = pool
 	}
 	m.pools.Store(&next)
+}
+
+// ClientCheck judges a client certificate that verified against its pool,
+// given as its verified chain (leaf first): a non-nil error refuses it,
+// e.g. because it was revoked.
+type ClientCheck func(chain []*x509.Certificate) error
+
+// SetClientCheck makes check run on every client certificate at every
+// handshake, full or resumed; nil removes it. [Manager.CheckClient] runs
+// the same check for connections that are already up.
+func (m *Manager) SetClientCheck(check ClientCheck) {
+	if check == nil {
+		m.check.Store(nil)
+		return
+	}
+	m.check.Store(&check)
+}
+
+// CheckClient runs the client check on the chain of an established
+// connection: nil when there is no check, no chain, or the chain passes.
+func (m *Manager) CheckClient(chain []*x509.Certificate) error {
+	c := m.check.Load()
+	if c == nil || len(chain) == 0 {
+		return nil
+	}
+	return (*c)(chain)
 }
 
 func (m *Manager) clientCAs(name string) *x509.CertPool {
@@ -142,9 +169,8 @@ type ServerOptions struct {
 // a ticket whose chain no longer verifies against the ClientCAs of the
 // per-handshake config (older releases did not), and VerifyConnection, which
 // unlike VerifyPeerCertificate runs on resumption, repeats that check so the
-// guarantee does not depend on the toolchain. Revocation
-// (CRL) checks will hook in there too, as VerifyPeerCertificate is skipped on
-// resumption.
+// guarantee does not depend on the toolchain; it then runs the client check
+// (revocation, see [Manager.SetClientCheck]) on full and resumed handshakes.
 func (m *Manager) ServerConfig(o ServerOptions) *tls.Config {
 	o.NextProtos = append([]string(nil), o.NextProtos...)
 	getCert := func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -182,34 +208,45 @@ func (m *Manager) ServerConfig(o ServerOptions) *tls.Config {
 			}
 			cfg.ClientCAs = pool
 			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-				return verifyResumed(cs, pool, time.Now())
+				chain, err := verifiedChain(cs, pool, time.Now())
+				if err != nil {
+					return err
+				}
+				if err := m.CheckClient(chain); err != nil {
+					return fmt.Errorf("tlsconf: client certificate refused: %w", err)
+				}
+				return nil
 			}
 			return cfg, nil
 		},
 	}
 }
 
-// verifyResumed re-verifies the client certificate of a resumed session
-// against pool, the pool of the current handshake. Full handshakes were just
-// verified against the same pool by crypto/tls and pass through.
-func verifyResumed(cs tls.ConnectionState, pool *x509.CertPool, now time.Time) error {
-	if !cs.DidResume || len(cs.PeerCertificates) == 0 {
-		return nil
+// verifiedChain returns the client's verified chain (nil without a client
+// certificate). A full handshake was just verified against pool by
+// crypto/tls; the client certificate of a resumed session is verified again
+// against pool, the pool of the current handshake.
+func verifiedChain(cs tls.ConnectionState, pool *x509.CertPool, now time.Time) ([]*x509.Certificate, error) {
+	if len(cs.PeerCertificates) == 0 {
+		return nil, nil
+	}
+	if !cs.DidResume && len(cs.VerifiedChains) > 0 {
+		return cs.VerifiedChains[0], nil
 	}
 	inters := x509.NewCertPool()
 	for _, c := range cs.PeerCertificates[1:] {
 		inters.AddCert(c)
 	}
-	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+	chains, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
 		Roots:         pool,
 		Intermediates: inters,
 		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
 	if err != nil {
-		return fmt.Errorf("tlsconf: resumed session's client certificate no longer verifies: %w", err)
+		return nil, fmt.Errorf("tlsconf: resumed session's client certificate no longer verifies: %w", err)
 	}
-	return nil
+	return chains[0], nil
 }
 
 // LoadPoolPEM returns a pool of all CERTIFICATE blocks in data. Other block

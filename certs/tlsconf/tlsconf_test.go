@@ -374,7 +374,7 @@ func TestResumptionHonoursPoolChange(t *testing.T) {
 	}
 }
 
-func TestVerifyResumed(t *testing.T) {
+func TestVerifiedChain(t *testing.T) {
 	t.Parallel()
 	local, other := newCA(t, "gw"), newCA(t, "elsewhere")
 	cert := clientCert(t, local, "sensor")
@@ -389,20 +389,21 @@ func TestVerifyResumed(t *testing.T) {
 	now := time.Now()
 	resumed := tls.ConnectionState{DidResume: true, PeerCertificates: chain}
 
-	if err := verifyResumed(resumed, local.Pool(), now); err != nil {
-		t.Errorf("resumed, same pool: %v", err)
+	if got, err := verifiedChain(resumed, local.Pool(), now); err != nil || len(got) != len(chain)+1 || !got[0].Equal(chain[0]) {
+		t.Errorf("resumed, same pool: chain %d long, %v; want leaf, intermediate, root", len(got), err)
 	}
-	if err := verifyResumed(resumed, other.Pool(), now); err == nil {
+	if _, err := verifiedChain(resumed, other.Pool(), now); err == nil {
 		t.Error("resumed, changed pool: accepted")
 	}
-	if err := verifyResumed(resumed, local.Pool(), now.Add(2*time.Hour)); err == nil {
+	if _, err := verifiedChain(resumed, local.Pool(), now.Add(2*time.Hour)); err == nil {
 		t.Error("resumed, client certificate expired: accepted")
 	}
-	if err := verifyResumed(tls.ConnectionState{PeerCertificates: chain}, other.Pool(), now); err != nil {
-		t.Errorf("full handshake passed through: %v", err)
+	full := tls.ConnectionState{PeerCertificates: chain, VerifiedChains: [][]*x509.Certificate{chain}}
+	if got, err := verifiedChain(full, other.Pool(), now); err != nil || len(got) != len(chain) {
+		t.Errorf("full handshake's verified chain not passed through: %v", err)
 	}
-	if err := verifyResumed(tls.ConnectionState{DidResume: true}, other.Pool(), now); err != nil {
-		t.Errorf("resumed without client certificate: %v", err)
+	if got, err := verifiedChain(tls.ConnectionState{DidResume: true}, other.Pool(), now); err != nil || got != nil {
+		t.Errorf("resumed without client certificate: %v %v", got, err)
 	}
 }
 
@@ -564,4 +565,65 @@ func FuzzLoadPoolPEM(f *testing.F) {
 			t.Fatalf("LoadPoolPEM: pool %v with err %v", pool, err)
 		}
 	})
+}
+
+// TestClientCheckOnEveryHandshake checks that a certificate the client check
+// refuses (revoked) is refused on a full handshake and on resumption, and
+// that CheckClient judges live connections the same way.
+func TestClientCheckOnEveryHandshake(t *testing.T) {
+	t.Parallel()
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(v), func(t *testing.T) {
+			t.Parallel()
+			local := newCA(t, "gw")
+			m := NewManager()
+			m.SetCertificate(serverCert(t, local))
+			m.SetClientCAs("local", local.Pool())
+			var revoked sync.Map // CN → true
+			m.SetClientCheck(func(chain []*x509.Certificate) error {
+				if len(chain) < 2 {
+					return errors.New("chain without its issuer")
+				}
+				if _, ok := revoked.Load(chain[0].Subject.CommonName); ok {
+					return errors.New("revoked")
+				}
+				return nil
+			})
+			s := serve(t, m.ServerConfig(ServerOptions{ClientAuth: Required, ClientCAs: "local"}))
+			sensor := clientCert(t, local, "sensor")
+			cfg := clientConfig(local.Pool(), sensor)
+			cfg.MaxVersion = v
+			cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+
+			if _, err := roundTrip(t, s, cfg); err != nil {
+				t.Fatalf("first handshake: %v", err)
+			}
+			var live []*x509.Certificate // what a live connection's state holds
+			for _, der := range sensor.Certificate {
+				c, err := x509.ParseCertificate(der)
+				if err != nil {
+					t.Fatal(err)
+				}
+				live = append(live, c)
+			}
+			if _, err := roundTrip(t, s, cfg); err != nil {
+				t.Fatalf("resumed handshake: %v", err)
+			}
+			revoked.Store("sensor", true)
+			if err := m.CheckClient(live); err == nil {
+				t.Error("CheckClient accepts a revoked certificate")
+			}
+			if cs, err := roundTrip(t, s, cfg); err == nil {
+				t.Errorf("revoked certificate accepted (resumed=%v)", cs.DidResume)
+			}
+			cfg.ClientSessionCache = nil
+			if _, err := roundTrip(t, s, cfg); err == nil {
+				t.Error("revoked certificate accepted on a full handshake")
+			}
+			m.SetClientCheck(nil)
+			if _, err := roundTrip(t, s, cfg); err != nil {
+				t.Errorf("check removed, handshake still refused: %v", err)
+			}
+		})
+	}
 }

@@ -43,6 +43,8 @@ type Options struct {
 	Stats        Stats
 	Traces       Traces
 	Certificates Certificates
+	// Authority is the local CA, for /pki and /api/v1/ca.
+	Authority Authority
 	// DeploymentID is this gateway's id in the deployment TLS API
 	// (/api/deployments/{id}/tls); "" turns that API off.
 	DeploymentID string
@@ -126,7 +128,12 @@ func (a *API) Handler() http.Handler {
 		a.writeError(w, r, errorf(http.StatusForbidden, "cross_origin", "cross-origin browser requests are not allowed"))
 	}))
 	inner := cop.Handler(http.HandlerFunc(a.serve))
+	pki := a.pkiHandler()
 	return a.logRequests(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, pkiPrefix) {
+			pki.ServeHTTP(w, r)
+			return
+		}
 		if !isLoopback(r.RemoteAddr) {
 			a.writeError(w, r, errorf(http.StatusForbidden, "not_loopback", "the admin API answers on the loopback interface only"))
 			return
@@ -334,4 +341,5 @@ func (a *API) routes() {
 
 	a.certificateRoutes()
 	a.deploymentRoutes()
+	a.authorityRoutes()
 }

@@ -9,6 +9,9 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
+	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 
@@ -28,6 +31,8 @@ func (a *API) certificateRoutes() {
 		a.scoped(admin.ScopeCertificates, "POST "+p, a.createCertificate)
 		a.scoped(admin.ScopeCertificates, "POST "+p+"/_import", a.importCertificate)
 		a.scoped(admin.ScopeCertificates, "POST "+p+"/_renew", a.renewCertificates)
+		a.scoped(admin.ScopeCertificates, "POST "+p+"/_create", a.issueCertificate)
+		a.scoped(admin.ScopeCertificates, "POST "+p+"/{id}/_revoke", a.revokeCertificate)
 		a.scoped(admin.ScopeCertificates, "GET "+p+"/{id}", a.getCertificate)
 		a.scoped(admin.ScopeCertificates, "PUT "+p+"/{id}", a.putCertificate)
 		a.scoped(admin.ScopeCertificates, "PATCH "+p+"/{id}", a.patchCertificate)
@@ -421,5 +426,100 @@ func (a *API) exportCertificate(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.log.Info("certificate exported with its key", "id", id, "format", req.Format, "by", authorOf(r))
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// createRequest is seed 004's "create from an existing CA": caRef names a
+// CA of the store with its key; without it the local CA issues.
+type createRequest struct {
+	ID          string            `json:"id"`
+	Name        string            `json:"name"`
+	Description string            `json:"description"`
+	CARef       string            `json:"caRef"`
+	AutoRenew   bool              `json:"autoRenew"`
+	Exposed     bool              `json:"exposed"`
+	ClientCA    bool              `json:"clientCA"`
+	Tags        []string          `json:"tags"`
+	Metadata    map[string]string `json:"metadata"`
+
+	Subject string   `json:"subject"`
+	Hosts   []string `json:"hosts"`
+	CA      bool     `json:"ca"`
+	Client  bool     `json:"client"`
+	Server  bool     `json:"server"`
+	AIA     bool     `json:"includeAIA"`
+	// KeyType is "ecdsa-p256", "rsa-2048", …, or seed 004's "RSA"/"EC"
+	// with KeySize.
+	KeyType            string          `json:"keyType"`
+	KeySize            int             `json:"keySize"`
+	SignatureAlgorithm string          `json:"signatureAlgorithm"`
+	Validity           config.Duration `json:"validity"`
+}
+
+// keyTypeName turns seed 004's key type and size into a ca.KeyType name.
+func (req createRequest) keyTypeName() string {
+	if req.KeySize == 0 {
+		return req.KeyType
+	}
+	switch strings.ToLower(req.KeyType) {
+	case "rsa":
+		return "rsa-" + strconv.Itoa(req.KeySize)
+	case "ec", "ecdsa":
+		return "ecdsa-p" + strconv.Itoa(req.KeySize)
+	}
+	return req.KeyType + "-" + strconv.Itoa(req.KeySize)
+}
+
+func (a *API) issueCertificate(w http.ResponseWriter, r *http.Request) error {
+	if a.o.Certificates == nil {
+		return unavailable("the certificate store")
+	}
+	var req createRequest
+	if err := a.decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	c, err := a.o.Certificates.Create(certs.Meta{
+		ID: req.ID, Name: req.Name, Description: req.Description, CARef: req.CARef, AutoRenew: req.AutoRenew,
+		Exposed: req.Exposed, ClientCA: req.ClientCA, Client: req.Client, Tags: req.Tags, Metadata: req.Metadata,
+	}, certs.IssueParams{
+		Subject: req.Subject, Hosts: req.Hosts, CA: req.CA, Client: req.Client, Server: req.Server, AIA: req.AIA,
+		KeyType: req.keyTypeName(), SignatureAlgorithm: req.SignatureAlgorithm,
+		ValiditySeconds: int64(req.Validity.Std() / time.Second),
+	})
+	if err != nil {
+		return certificateError(err, req.ID)
+	}
+	a.log.Info("certificate issued", "id", c.ID, "subject", c.Subject, "ca_ref", req.CARef, "by", authorOf(r))
+	w.Header().Set("Location", certificatePrefixes[0]+"/"+url.PathEscape(c.ID))
+	writeJSON(w, http.StatusCreated, c)
+	return nil
+}
+
+type revokeRequest struct {
+	// Reason is an RFC 5280 reason name, e.g. "keyCompromise".
+	Reason string `json:"reason"`
+}
+
+func (a *API) revokeCertificate(w http.ResponseWriter, r *http.Request) error {
+	if a.o.Certificates == nil {
+		return unavailable("the certificate store")
+	}
+	var req revokeRequest
+	body, err := a.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := decodeStrict(body, &req); err != nil {
+			return err
+		}
+	}
+	id := r.PathValue("id")
+	c, err := a.o.Certificates.Revoke(id, req.Reason)
+	if err != nil {
+		return certificateError(err, id)
+	}
+	a.log.Warn("certificate revoked", "id", id, "reason", c.RevocationReason, "by", authorOf(r))
+	writeJSON(w, http.StatusOK, c)
 	return nil
 }

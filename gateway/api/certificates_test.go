@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -229,4 +230,90 @@ func TestCertificatePutRoundTrip(t *testing.T) {
 	if got.Name != "Gateway" || got.Description != "public name" || !got.HasKey || got.SHA256 != c.SHA256 {
 		t.Fatalf("after PUT: %+v", got)
 	}
+}
+
+func TestIssueRevokeAndPKI(t *testing.T) {
+	t.Parallel()
+	runRoutes(t, []routeCase{
+		{name: "create from the local CA", r: req{method: "POST", path: "/api/certificates/_create", body: `{"id":"sensor-1",
+			"subject":"CN=sensor-1,O=Acme","hosts":["spiffe://acme/sensor-1"],"client":true,"keyType":"EC","keySize":384,"validity":"720h"}`},
+			status: 201, check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				c := decodeBody[certs.Certificate](t, w)
+				if c.KeyType != "ecdsa-p384" || !c.HasKey || !c.Client || c.Subject != "CN=sensor-1,O=Acme" || c.To-c.From < 719*3600*1000 {
+					t.Fatalf("got %+v", c)
+				}
+			}},
+		{name: "create with a bad host", r: req{method: "POST", path: "/api/certificates/_create", body: `{"client":true,"hosts":["a b"]}`},
+			status: 422, code: "invalid_certificate"},
+		{name: "create from an unknown CA", r: req{method: "POST", path: "/api/certificates/_create", body: `{"client":true,"caRef":"nope"}`},
+			status: 422, code: "invalid_certificate"},
+		{name: "revoke", before: func(t *testing.T, e *env) {
+			if _, err := e.certs.Create(certs.Meta{ID: "sensor-1"}, certs.IssueParams{Client: true, Subject: "CN=sensor-1"}); err != nil {
+				t.Fatal(err)
+			}
+		}, r: req{method: "POST", path: "/api/certificates/sensor-1/_revoke", body: `{"reason":"keyCompromise"}`}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				c := decodeBody[certs.Certificate](t, w)
+				if !c.Revoked || c.Valid {
+					t.Fatalf("got %+v", c)
+				}
+				// The CRL, fetched by a non-local client without credentials, lists it.
+				crl := e.do(e.handler, req{method: "GET", path: "/pki/crl", user: "-", remote: "192.0.2.9:5000",
+					header: http.Header{"Accept": {"application/pkix-crl"}}})
+				list, err := x509.ParseRevocationList(crl.Body.Bytes())
+				if crl.Code != 200 || err != nil {
+					t.Fatalf("GET /pki/crl = %d, %v", crl.Code, err)
+				}
+				if len(list.RevokedCertificateEntries) != 1 || list.RevokedCertificateEntries[0].SerialNumber.Text(16) != c.Serial {
+					t.Fatalf("CRL entries %+v; want serial %s", list.RevokedCertificateEntries, c.Serial)
+				}
+			}},
+		{name: "revoke with an unknown reason", before: func(t *testing.T, e *env) {
+			if _, err := e.certs.Create(certs.Meta{ID: "s"}, certs.IssueParams{Client: true, Subject: "CN=s"}); err != nil {
+				t.Fatal(err)
+			}
+		}, r: req{method: "POST", path: "/api/certificates/s/_revoke", body: `{"reason":"bored"}`}, status: 422, code: "invalid_certificate"},
+		{name: "trust bundle for anyone", r: req{method: "GET", path: "/pki/ca", user: "-", remote: "192.0.2.9:5000"}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				if w.Body.String() != string(e.ca.TrustBundlePEM()) {
+					t.Fatal("not the trust bundle")
+				}
+			}},
+		{name: "CRLs in PEM", r: req{method: "GET", path: "/pki/crl", user: "-"}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				if !strings.Contains(w.Body.String(), "-----BEGIN X509 CRL-----") {
+					t.Fatalf("got %q", w.Body.String())
+				}
+			}},
+		{name: "issuer certificate by id", r: req{method: "GET", path: "/pki/issuer/x.crt", user: "-"}, status: 404},
+		{name: "CA view", r: req{method: "GET", path: "/api/v1/ca"}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				v := decodeBody[authorityView](t, w)
+				if v.RootFingerprint != e.ca.RootFingerprint() || len(v.Issuers) == 0 || !v.Issuers[0].Active {
+					t.Fatalf("got %+v", v)
+				}
+				iss := e.do(e.handler, req{method: "GET", path: "/pki/issuer/" + v.Issuers[0].ID + ".crt", user: "-"})
+				crl := e.do(e.handler, req{method: "GET", path: "/pki/crl/" + v.Issuers[0].ID + ".crl", user: "-"})
+				if iss.Code != 200 || crl.Code != 200 {
+					t.Fatalf("AIA issuer %d, CRL %d", iss.Code, crl.Code)
+				}
+			}},
+		{name: "rotate root", r: req{method: "POST", path: "/api/v1/ca/_rotate_root"}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				v := decodeBody[authorityView](t, w)
+				if strings.Count(v.TrustBundle, "BEGIN CERTIFICATE") != 2 {
+					t.Fatalf("trust bundle during the overlap holds %d roots; want old and new", strings.Count(v.TrustBundle, "BEGIN CERTIFICATE"))
+				}
+				again := e.do(e.handler, req{method: "POST", path: "/api/v1/ca/_rotate_root"}.asAdmin())
+				if again.Code != 409 {
+					t.Fatalf("second rotation during the overlap: %d", again.Code)
+				}
+				done := e.do(e.handler, req{method: "POST", path: "/api/v1/ca/_finish_rotation"}.asAdmin())
+				if v := decodeBody[authorityView](t, done); done.Code != 200 || strings.Count(v.TrustBundle, "BEGIN CERTIFICATE") != 1 {
+					t.Fatalf("finish rotation: %d %s", done.Code, done.Body.String())
+				}
+			}},
+		{name: "rotate root with a bad key type", r: req{method: "POST", path: "/api/v1/ca/_rotate_root", body: `{"keyType":"dsa"}`},
+			status: 422, code: "invalid_key_type"},
+	})
 }

@@ -338,6 +338,7 @@ type env struct {
 	admin     *admin.Credentials
 	users     *auth.Users
 	certs     *certs.Manager
+	ca        *ca.Authority
 	clock     *testClock
 	log       *syncBuffer
 	setupCode string
@@ -363,18 +364,18 @@ func newEnv(t testing.TB, settingsFile string, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	clock := &testClock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-	certificates := newCertificates(t, db, clock.Now)
+	certificates, authority := newCertificates(t, db, clock.Now)
 	e := &env{
 		t: t, broker: newFakeBroker(), settings: newFakeSettings(t, settingsFile),
 		traces: &fakeTraces{traces: map[string]trace.Info{}}, admin: creds, users: users,
-		clock: clock, log: &syncBuffer{}, certs: certificates,
+		clock: clock, log: &syncBuffer{}, certs: certificates, ca: authority,
 	}
 	if e.setupCode, _, err = creds.EnsureSetupCode(); err != nil {
 		t.Fatal(err)
 	}
 	o := Options{
 		Admin: creds, Users: users, Broker: e.broker, Settings: e.settings, Stats: fakeStats{}, Traces: e.traces,
-		Certificates: certificates, DeploymentID: testDeploymentID,
+		Certificates: certificates, Authority: authority, DeploymentID: testDeploymentID,
 		Logger: slog.New(slog.NewJSONHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:    e.clock.Now,
 	}
@@ -391,13 +392,13 @@ func newEnv(t testing.TB, settingsFile string, opts ...envOption) *env {
 const testDeploymentID = "ge6a1a75"
 
 // newCertificates is the real certificate manager on db, with a local CA.
-func newCertificates(t testing.TB, db *bolt.DB, now func() time.Time) *certs.Manager {
+func newCertificates(t testing.TB, db *bolt.DB, now func() time.Time) (*certs.Manager, *ca.Authority) {
 	t.Helper()
 	sealer, err := keyseal.New(bytes.Repeat([]byte{1}, keyseal.KeySize))
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, err := ca.Open(db, ca.Options{DeviceName: "api-test", Now: now})
+	local, err := ca.Open(db, ca.Options{DeviceName: "api-test", Now: now, Sealer: sealer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +409,7 @@ func newCertificates(t testing.TB, db *bolt.DB, now func() time.Time) *certs.Man
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m
+	return m, local
 }
 
 // completeSetup sets the admin password and makes an API key.

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 
 	"github.com/edgegate/edgegate/certs"
+	"github.com/edgegate/edgegate/certs/ca"
 	"github.com/edgegate/edgegate/gateway/admin"
 	"github.com/edgegate/edgegate/gateway/auth"
 	"github.com/edgegate/edgegate/gateway/broker"
@@ -83,6 +84,14 @@ type Certificates interface {
 	// ServeLocal goes back to the local CA's.
 	Serve(id string) error
 	ServeLocal() error
+	// Create issues a certificate from the local CA or meta.CARef.
+	Create(meta certs.Meta, p certs.IssueParams) (certs.Certificate, error)
+	// Revoke revokes a certificate for an RFC 5280 reason name.
+	Revoke(id, reason string) (certs.Certificate, error)
+	// RotateRoot and FinishRootRotation run on the local CA and re-issue
+	// and republish what depends on it.
+	RotateRoot(kt ca.KeyType) error
+	FinishRootRotation() error
 	Renew(ctx context.Context, id string) (certs.Certificate, error)
 	RenewDue(ctx context.Context) ([]string, error)
 }

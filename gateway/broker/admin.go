@@ -2,6 +2,7 @@ package broker
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"sort"
 	"time"
@@ -68,6 +69,41 @@ func (b *Broker) Kick(id string) error {
 		return err
 	}
 	return nil
+}
+
+// DisconnectRefused disconnects every client whose TLS client certificate
+// check now refuses (revoked or expired since it connected), logs each and
+// returns how many. A client without a certificate is left alone.
+func (b *Broker) DisconnectRefused(check func(chain []*x509.Certificate) error) int {
+	n := 0
+	for _, cl := range b.server.Clients.GetAll() {
+		if cl.Net.Inline || cl.Closed() {
+			continue
+		}
+		st, ok := cl.Net.Conn.(interface{ ConnectionState() tls.ConnectionState })
+		if !ok {
+			continue
+		}
+		cs := st.ConnectionState()
+		chain := cs.PeerCertificates
+		if len(cs.VerifiedChains) > 0 {
+			chain = cs.VerifiedChains[0]
+		}
+		if len(chain) == 0 {
+			continue
+		}
+		err := check(chain)
+		if err == nil {
+			continue
+		}
+		b.log.Warn("disconnecting a client whose certificate is no longer accepted",
+			"client", cl.ID, "listener", cl.Net.Listener, "subject", chain[0].Subject.String(),
+			"serial", chain[0].SerialNumber.Text(16), "reason", err)
+		_ = b.server.DisconnectClient(cl, packets.ErrNotAuthorized)
+		b.sys.AddCertificateDisconnects(1)
+		n++
+	}
+	return n
 }
 
 // Subscriptions lists the subscriptions of one client, or of every client

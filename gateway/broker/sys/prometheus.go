@@ -26,7 +26,7 @@ const PrometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
 //	edgegate_messages_dropped_total, edgegate_messages_retained,
 //	edgegate_messages_stored
 //	edgegate_listener_clients{listener}, edgegate_listener_max_clients{listener}
-//	edgegate_certificate_expiry_seconds{id,usage}
+//	edgegate_certificate_expiry_seconds{id,usage}, edgegate_certificate_disconnects_total
 //	edgegate_alarms_active, edgegate_alarm_active{id} 1
 //	edgegate_go_heap_bytes, edgegate_go_goroutines
 func WritePrometheus(w io.Writer, s Stats) error {
@@ -79,6 +79,9 @@ func WritePrometheus(w io.Writer, s Stats) error {
 		p.sample("edgegate_certificate_expiry_seconds", labels("id", c.ID, "usage", c.Usage),
 			strconv.FormatInt(int64(c.NotAfter.Sub(s.Time)/time.Second), 10))
 	}
+
+	p.single("edgegate_certificate_disconnects_total", "counter",
+		"Clients disconnected because their certificate was revoked or expired while connected.", u64(s.CertificateDisconnects))
 
 	p.single("edgegate_alarms_active", "gauge", "Active alarms.", strconv.Itoa(len(s.Alarms)))
 	p.family("edgegate_alarm_active", "gauge", "1 for each active alarm.")

@@ -31,7 +31,10 @@ type Stats struct {
 	Alarms        []Alarm         `json:"alarms"`    // active, sorted by ID
 	// Certificates are the certificates in use, by ID.
 	Certificates []CertificateExpiry `json:"certificates"`
-	Runtime      RuntimeStats        `json:"runtime"`
+	// CertificateDisconnects counts clients disconnected because their
+	// certificate was revoked or expired while they were connected.
+	CertificateDisconnects uint64       `json:"certificate_disconnects"`
+	Runtime                RuntimeStats `json:"runtime"`
 }
 
 // CertificateExpiry is a certificate the gateway uses and when it expires.
@@ -127,9 +130,10 @@ func (h *Hook) snapshot(now time.Time, heap uint64, loads map[string]ListenerLoa
 			Retained: retained,
 			Stored:   max(0, atomic.LoadInt64(&info.Inflight)),
 		},
-		Alarms:       h.ActiveAlarms(),
-		Certificates: certs,
-		Runtime:      RuntimeStats{HeapBytes: heap, Goroutines: runtime.NumGoroutine()},
+		Alarms:                 h.ActiveAlarms(),
+		Certificates:           certs,
+		CertificateDisconnects: h.certDisconnects.Load(),
+		Runtime:                RuntimeStats{HeapBytes: heap, Goroutines: runtime.NumGoroutine()},
 	}
 	if s.Certificates == nil {
 		s.Certificates = []CertificateExpiry{}

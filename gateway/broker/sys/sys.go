@@ -121,6 +121,8 @@ type Hook struct {
 	messagesIn atomic.Uint64
 	dropped    atomic.Uint64 // reported by the broker
 
+	certDisconnects atomic.Uint64 // reported by the broker
+
 	clientsMax  atomic.Int64
 	sessionsMax atomic.Int64
 	subsMax     atomic.Int64
@@ -190,6 +192,10 @@ func (h *Hook) Provides(b byte) bool {
 // AddDropped counts n messages the broker dropped outside mochi's own
 // accounting (for example a full offline queue) in messages/dropped.
 func (h *Hook) AddDropped(n uint64) { h.dropped.Add(n) }
+
+// AddCertificateDisconnects counts clients disconnected because their
+// certificate was revoked or expired while they were connected.
+func (h *Hook) AddCertificateDisconnects(n uint64) { h.certDisconnects.Add(n) }
 
 // OnPacketRead counts a packet read from a client. It never changes or
 // rejects the packet.
