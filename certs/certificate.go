@@ -106,6 +106,9 @@ type Renewal struct {
 	// Failures counts consecutive failed attempts (the back-off exponent).
 	Failures  int    `json:"failures,omitempty"`
 	LastError string `json:"lastError,omitempty"`
+	// FellBack is set while an ACME certificate that could not be renewed
+	// close to its expiry is replaced on the listeners by a local one.
+	FellBack bool `json:"fellBack,omitempty"`
 	// History lists the latest renewals and failures, newest last.
 	History []RenewalEvent `json:"history,omitempty"`
 }

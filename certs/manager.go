@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -95,6 +96,8 @@ type Manager struct {
 	// revoked holds revocationKey of every revoked certificate of the
 	// store, for CheckClient, which runs on every handshake.
 	revoked sync.Map
+
+	acme atomic.Pointer[acmeHolder]
 }
 
 // Open loads the store and makes sure the listeners have a certificate to

@@ -445,10 +445,10 @@ func TestRevoke(t *testing.T) {
 	if err := m.CheckClient(chain); err != nil {
 		t.Fatalf("valid client refused: %v", err)
 	}
-	if _, err := m.Revoke("sensor-1", "no-such-reason"); !errors.Is(err, ErrInvalid) {
+	if _, err := m.Revoke(context.Background(), "sensor-1", "no-such-reason"); !errors.Is(err, ErrInvalid) {
 		t.Errorf("unknown reason: %v", err)
 	}
-	c, err := m.Revoke("sensor-1", "keyCompromise")
+	c, err := m.Revoke(context.Background(), "sensor-1", "keyCompromise")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,7 +461,7 @@ func TestRevoke(t *testing.T) {
 	if !e.ca.IsRevoked(chain[1], chain[0].SerialNumber) {
 		t.Error("the local CA does not list the revoked certificate")
 	}
-	if _, err := m.Revoke("sensor-1", ""); err != nil {
+	if _, err := m.Revoke(context.Background(), "sensor-1", ""); err != nil {
 		t.Errorf("second revoke: %v", err)
 	}
 
@@ -473,7 +473,7 @@ func TestRevoke(t *testing.T) {
 	if _, err := m.Add(Meta{ID: "ext-leaf"}, []*x509.Certificate{leaf, ext}, nil, SourceImported); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Revoke("ext-leaf", "superseded"); err != nil {
+	if _, err := m.Revoke(context.Background(), "ext-leaf", "superseded"); err != nil {
 		t.Fatal(err)
 	}
 	m = e.open(t)
@@ -483,7 +483,7 @@ func TestRevoke(t *testing.T) {
 
 	// Revoking the served certificate puts a fresh local one in place.
 	before, _ := m.Serving()
-	if _, err := m.Revoke(ServerCertificateID, "keyCompromise"); err != nil {
+	if _, err := m.Revoke(context.Background(), ServerCertificateID, "keyCompromise"); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := m.Serving()

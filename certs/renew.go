@@ -131,29 +131,36 @@ func (m *Manager) renewLocked(ctx context.Context, id string) (Certificate, erro
 	}
 	now := m.now()
 	newRec, key, renewErr := m.reissue(ctx, r)
+	var next time.Time
+	if renewErr == nil {
+		chain, err := ParseChainPEM(newRec.Chain)
+		if err != nil {
+			return Certificate{}, err
+		}
+		next = m.nextAttempt(ctx, newRec.Source, chain[0])
+		newRec.Renewal = r.Renewal
+		newRec.Renewal.Failures, newRec.Renewal.LastError, newRec.Renewal.FellBack = 0, "", false
+		newRec.Renewal.NextAttempt = next.UnixMilli()
+		newRec.Renewal.record(RenewalEvent{At: now.UnixMilli(), OK: true, Serial: chain[0].SerialNumber.Text(16)})
+	}
+	var serving, fellBack bool
 	err := m.update(func(t tx) error {
 		cur, err := t.record(id)
 		if err != nil {
 			return err
 		}
+		serving = t.serving() == id
 		if renewErr != nil {
 			cur.Renewal.Failures++
 			cur.Renewal.LastError = renewErr.Error()
 			cur.Renewal.NextAttempt = now.Add(backoff(cur.Renewal.Failures, randomJitter)).UnixMilli()
 			cur.Renewal.record(RenewalEvent{At: now.UnixMilli(), Error: renewErr.Error()})
+			if serving && cur.Source == SourceACME && now.Add(acmeFallbackBefore).UnixMilli() > m.notAfter(cur) {
+				cur.Renewal.FellBack = true
+			}
 			return t.put(cur, nil, false)
 		}
-		newRec.Renewal = cur.Renewal
-		newRec.Renewal.Failures, newRec.Renewal.LastError = 0, ""
-		// The next attempt is the new certificate's due date, spread by
-		// jitter; zero would make every gateway of a fleet renew at once.
-		chain, err := ParseChainPEM(newRec.Chain)
-		if err != nil {
-			return err
-		}
-		newRec.Renewal.NextAttempt = renewAt(chain[0].NotBefore.UnixMilli(), chain[0].NotAfter.UnixMilli()).
-			Add(randomJitter(renewJitter)).UnixMilli()
-		newRec.Renewal.record(RenewalEvent{At: now.UnixMilli(), OK: true, Serial: chain[0].SerialNumber.Text(16)})
+		fellBack = cur.Renewal.FellBack
 		return t.put(newRec, key, false)
 	})
 	if err != nil {
@@ -161,22 +168,72 @@ func (m *Manager) renewLocked(ctx context.Context, id string) (Certificate, erro
 	}
 	if renewErr != nil {
 		m.log.Warn("certificate renewal failed", "id", id, "error", renewErr)
+		if serving && r.Source == SourceACME {
+			m.fallBackIfExpiring(id)
+		}
 		return Certificate{}, fmt.Errorf("certs: renew %q: %w", id, renewErr)
 	}
 	m.log.Info("certificate renewed", "id", id)
-	var serving string
-	_ = m.view(func(t tx) error { serving = t.serving(); return nil })
-	if serving == id {
+	switch {
+	case serving:
 		if err := m.publishServing(); err != nil {
 			return Certificate{}, err
 		}
+	case fellBack:
+		// The ACME CA answers again: serve its certificate again.
+		if err := m.update(func(t tx) error { return t.setServing(id) }); err != nil {
+			return Certificate{}, err
+		}
+		if err := m.publishServing(); err != nil {
+			return Certificate{}, err
+		}
+		m.log.Info("serving the ACME certificate again", "id", id)
 	}
 	return m.Get(id)
 }
 
+// nextAttempt is when a certificate just obtained from source becomes due:
+// the ACME CA's window when it has one, else a third of its life before
+// expiry, spread by jitter (zero would make a fleet renew at once).
+func (m *Manager) nextAttempt(ctx context.Context, source Source, leaf *x509.Certificate) time.Time {
+	if c := m.acmeClient(); source == SourceACME && c != nil {
+		return m.nextACMEAttempt(ctx, c, leaf)
+	}
+	return renewAt(leaf.NotBefore.UnixMilli(), leaf.NotAfter.UnixMilli()).Add(randomJitter(renewJitter))
+}
+
+// notAfter is the expiry (ms) of r's leaf, 0 if it does not parse.
+func (m *Manager) notAfter(r record) int64 {
+	chain, err := ParseChainPEM(r.Chain)
+	if err != nil {
+		return 0
+	}
+	return chain[0].NotAfter.UnixMilli()
+}
+
+// fallBackIfExpiring makes the listeners serve a local certificate when the
+// ACME certificate id, which cannot be renewed, expires within
+// acmeFallbackBefore. Its renewal keeps being retried; success serves it
+// again. Callers hold m.mu.
+func (m *Manager) fallBackIfExpiring(id string) {
+	c, err := m.Get(id)
+	if err != nil || !c.Renewal.FellBack {
+		return
+	}
+	m.log.Error("ACME renewal keeps failing close to expiry: the listeners serve the local CA's certificate",
+		"id", id, "expires", time.UnixMilli(c.To).UTC(), "error", c.Renewal.LastError)
+	if err := m.update(func(t tx) error { return t.setServing(ServerCertificateID) }); err != nil {
+		m.log.Error("fall back to the local certificate", "error", err)
+		return
+	}
+	if err := m.ensureServing(); err != nil {
+		m.log.Error("fall back to the local certificate", "error", err)
+	}
+}
+
 // reissue obtains a new certificate for r from its source. It runs without
 // a transaction: issuing may take a while (ACME).
-func (m *Manager) reissue(_ context.Context, r record) (record, crypto.Signer, error) {
+func (m *Manager) reissue(ctx context.Context, r record) (record, crypto.Signer, error) {
 	var (
 		chain []*x509.Certificate
 		key   crypto.Signer
@@ -190,13 +247,18 @@ func (m *Manager) reissue(_ context.Context, r record) (record, crypto.Signer, e
 		if issued, err = m.issue(r.CARef, *r.Issue); err == nil {
 			chain, key = append([]*x509.Certificate{issued.Cert}, issued.Chain...), issued.Key
 		}
+	case r.Source == SourceACME:
+		chain, key, err = m.renewACME(ctx, r)
 	default:
 		err = fmt.Errorf("%w: source %q", ErrNotRenewable, r.Source)
 	}
 	if err != nil {
 		return record{}, nil, err
 	}
-	r.Chain, r.Names = EncodeChainPEM(chain), sans(chain[0])
+	r.Chain = EncodeChainPEM(chain)
+	if r.Source != SourceACME { // an ACME certificate keeps the names it was ordered for
+		r.Names = sans(chain[0])
+	}
 	r.Revoked, r.RevocationReason, r.RevokedAt = false, "", 0
 	return r, key, nil
 }

@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -40,7 +41,7 @@ func ParseReason(s string) (int, error) {
 // local CA issued goes on its CRL. From then on the TLS listeners refuse it
 // as a client certificate, [Manager.CheckClient] reports it for live
 // sessions, and if the listeners served it they go back to a local one.
-func (m *Manager) Revoke(id, reason string) (Certificate, error) {
+func (m *Manager) Revoke(ctx context.Context, id, reason string) (Certificate, error) {
 	code, err := ParseReason(reason)
 	if err != nil {
 		return Certificate{}, err
@@ -66,7 +67,15 @@ func (m *Manager) Revoke(id, reason string) (Certificate, error) {
 	leaf := chain[0]
 	// The CA writes its CRL in its own transaction, first: a certificate on
 	// the CRL but not yet marked here is refused all the same.
-	if err := m.o.CA.RevokeCertificate(leaf, code, now); err != nil && !errors.Is(err, ca.ErrUnknownCertificate) {
+	if r.Source == SourceACME {
+		c := m.acmeClient()
+		if c == nil {
+			return Certificate{}, fmt.Errorf("certs: revoke %q: %w", id, ErrNoACME)
+		}
+		if err := c.Revoke(ctx, []byte(r.Chain), uint(code)); err != nil { //nolint:gosec // G115: reason codes are 0-10
+			return Certificate{}, fmt.Errorf("certs: revoke %q at the ACME CA: %w", id, err)
+		}
+	} else if err := m.o.CA.RevokeCertificate(leaf, code, now); err != nil && !errors.Is(err, ca.ErrUnknownCertificate) {
 		return Certificate{}, fmt.Errorf("certs: revoke %q: %w", id, err)
 	}
 	var serving, clientCA bool

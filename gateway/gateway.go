@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/certs"
+	"github.com/edgegate/edgegate/certs/acme"
 	"github.com/edgegate/edgegate/certs/ca"
 	"github.com/edgegate/edgegate/certs/keyseal"
 	"github.com/edgegate/edgegate/certs/tlsconf"
@@ -104,6 +105,10 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 		return nil, fmt.Errorf("certificates: %w", err)
 	}
 	g.tls.SetClientCheck(g.certs.CheckClient)
+	g.tls.SetChallengeResponder(g.certs.ACMEChallengeCertificate)
+	if err := g.setACME(cfg.ACME); err != nil {
+		return nil, err
+	}
 	if g.users, err = auth.NewUsers(st.DB()); err != nil {
 		return nil, fmt.Errorf("mqtt users: %w", err)
 	}
@@ -129,7 +134,7 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 	}
 	g.api = api.New(api.Options{
 		Admin: g.admin, Users: g.users, Broker: g.broker, Settings: settings, Stats: g.broker,
-		Traces: g.broker.Tracer(), Certificates: g.certs, Authority: g.ca, DeploymentID: cfg.Node, MaxBodyBytes: cfg.API.MaxBodyBytes, Logger: o.Logger.With("component", "api"),
+		Traces: g.broker.Tracer(), Certificates: g.certs, Authority: g.ca, ACMEChallenges: g.certs.ACMEHTTPHandler(), DeploymentID: cfg.Node, MaxBodyBytes: cfg.API.MaxBodyBytes, Logger: o.Logger.With("component", "api"),
 	})
 	return g, nil
 }
@@ -270,6 +275,11 @@ func (g *Gateway) applySettings(old, next config.Config) error {
 	if old.Memory != next.Memory {
 		g.setMemoryLimit(next)
 	}
+	if !reflect.DeepEqual(old.ACME, next.ACME) {
+		if err := g.setACME(next.ACME); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if !reflect.DeepEqual(old.Listeners, next.Listeners) {
 		g.auth.SetListeners(next.Listeners)
 		if err := g.broker.ApplyListeners(next.Listeners, listenerTLS{g}); err != nil {
@@ -342,7 +352,8 @@ func (g *Gateway) setMemoryLimit(cfg config.Config) {
 }
 
 // certificatesInUse lists the certificates the listeners serve or trust,
-// for the expiry alarms and metrics of package sys.
+// and those whose automatic renewal fails, for the alarms and metrics of
+// package sys.
 func (g *Gateway) certificatesInUse() []sys.CertificateExpiry {
 	list, err := g.certs.List()
 	if err != nil {
@@ -351,8 +362,12 @@ func (g *Gateway) certificatesInUse() []sys.CertificateExpiry {
 	}
 	var out []sys.CertificateExpiry
 	for _, c := range list {
+		notAfter := time.UnixMilli(c.To)
 		for _, u := range c.Usage {
-			out = append(out, sys.CertificateExpiry{ID: c.ID, Usage: string(u), NotAfter: time.UnixMilli(c.To)})
+			out = append(out, sys.CertificateExpiry{ID: c.ID, Usage: string(u), NotAfter: notAfter, RenewalError: c.Renewal.LastError})
+		}
+		if len(c.Usage) == 0 && c.AutoRenew && c.Renewal.LastError != "" {
+			out = append(out, sys.CertificateExpiry{ID: c.ID, NotAfter: notAfter, RenewalError: c.Renewal.LastError})
 		}
 	}
 	return out
@@ -391,4 +406,36 @@ func (g *Gateway) disconnectRefusedClients(ctx context.Context) {
 			g.broker.DisconnectRefused(g.certs.CheckClient)
 		}
 	}
+}
+
+// setACME gives the certificate manager an ACME client for the settings
+// (none when ACME is off). Nothing is sent to the CA until a certificate is
+// ordered.
+func (g *Gateway) setACME(s config.ACME) error {
+	if !s.Enabled() {
+		g.certs.SetACME(nil)
+		return nil
+	}
+	cfg := acme.Config{
+		DirectoryURL: s.DirectoryURL, Email: s.Email, AgreeToTerms: s.AgreeToTerms,
+		KeyType: acme.KeyType(s.KeyType), Logger: g.log.With("component", "acme"),
+	}
+	for _, c := range s.Challenges {
+		cfg.Challenges = append(cfg.Challenges, acme.Challenge(c))
+	}
+	if s.RootCAFile != "" {
+		pem, err := os.ReadFile(s.RootCAFile)
+		if err != nil {
+			return fmt.Errorf("acme.root_ca_file: %w", err)
+		}
+		if cfg.RootCAs, err = tlsconf.LoadPoolPEM(pem); err != nil {
+			return fmt.Errorf("acme.root_ca_file %s: %w", s.RootCAFile, err)
+		}
+	}
+	client, err := acme.New(cfg, g.certs.ACMEAccounts())
+	if err != nil {
+		return fmt.Errorf("acme: %w", err)
+	}
+	g.certs.SetACME(client)
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,7 @@ type Manager struct {
 	cert  atomic.Pointer[tls.Certificate]
 	pools atomic.Pointer[map[string]*x509.CertPool]
 	check atomic.Pointer[ClientCheck]
+	acme  atomic.Pointer[ChallengeResponder]
 
 	// poolsMu serialises writers of pools (copy-on-write); readers only Load.
 	poolsMu sync.Mutex
@@ -67,6 +69,38 @@ func (m *Manager) SetClientCAs(name string, pool *x509.CertPool) {
 		next[name] = pool
 	}
 	m.pools.Store(&next)
+}
+
+// ACMEProto is the ALPN protocol of ACME's tls-alpn-01 challenge (RFC 8737).
+const ACMEProto = "acme-tls/1"
+
+// ChallengeResponder returns the certificate answering an ACME tls-alpn-01
+// challenge for hello, or false when it is not one it expects.
+type ChallengeResponder func(hello *tls.ClientHelloInfo) (*tls.Certificate, bool)
+
+// SetChallengeResponder makes every listener answer tls-alpn-01 challenges
+// through r; nil stops it. Only handshakes that offer ACMEProto reach r, so
+// MQTT clients' ALPN lists are not affected.
+func (m *Manager) SetChallengeResponder(r ChallengeResponder) {
+	if r == nil {
+		m.acme.Store(nil)
+		return
+	}
+	m.acme.Store(&r)
+}
+
+// challengeConfig is the config of a tls-alpn-01 validation handshake, nil
+// when hello is not one the responder expects.
+func (m *Manager) challengeConfig(hello *tls.ClientHelloInfo) *tls.Config {
+	r := m.acme.Load()
+	if r == nil || !slices.Contains(hello.SupportedProtos, ACMEProto) {
+		return nil
+	}
+	cert, ok := (*r)(hello)
+	if !ok {
+		return nil
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{ACMEProto}, Certificates: []tls.Certificate{*cert}}
 }
 
 // ClientCheck judges a client certificate that verified against its pool,
@@ -185,7 +219,10 @@ func (m *Manager) ServerConfig(o ServerOptions) *tls.Config {
 		GetCertificate: getCert,
 		// Documentation only: the config from GetConfigForClient decides.
 		ClientAuth: o.ClientAuth.tlsType(),
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if cfg := m.challengeConfig(hello); cfg != nil {
+				return cfg, nil
+			}
 			// Session tickets are encrypted with the keys of this parent
 			// config, which the returned config inherits (it sets none).
 			cfg := &tls.Config{

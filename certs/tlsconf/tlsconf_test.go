@@ -627,3 +627,40 @@ func TestClientCheckOnEveryHandshake(t *testing.T) {
 		})
 	}
 }
+
+// TestChallengeResponder checks that a tls-alpn-01 validation handshake gets
+// the challenge certificate, and that other clients, with or without ALPN,
+// get the server certificate as before.
+func TestChallengeResponder(t *testing.T) {
+	t.Parallel()
+	local := newCA(t, "gw")
+	m := NewManager()
+	m.SetCertificate(serverCert(t, local))
+	challenge := serverCert(t, newCA(t, "acme-challenge"))
+	m.SetChallengeResponder(func(hello *tls.ClientHelloInfo) (*tls.Certificate, bool) {
+		return challenge, hello.ServerName == "gw.example.com"
+	})
+	s := serve(t, m.ServerConfig(ServerOptions{}))
+	leafOf := func(protos []string, name string) (*x509.Certificate, string) {
+		t.Helper()
+		conn, err := tls.Dial("tcp", s.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: protos, ServerName: name}) //nolint:gosec // the test compares certificates itself
+		if err != nil {
+			t.Fatalf("dial %v: %v", protos, err)
+		}
+		defer conn.Close()
+		cs := conn.ConnectionState()
+		return cs.PeerCertificates[0], cs.NegotiatedProtocol
+	}
+	challengeLeaf, _ := x509.ParseCertificate(challenge.Certificate[0])
+	if leaf, proto := leafOf([]string{ACMEProto}, "gw.example.com"); !leaf.Equal(challengeLeaf) || proto != ACMEProto {
+		t.Errorf("validation handshake got %s over %q; want the challenge certificate over %s", leaf.Subject, proto, ACMEProto)
+	}
+	for _, tc := range []struct {
+		protos []string
+		name   string
+	}{{nil, "gw.example.com"}, {[]string{"mqtt"}, "gw.example.com"}, {[]string{ACMEProto}, "other.example.com"}} {
+		if leaf, _ := leafOf(tc.protos, tc.name); leaf.Equal(challengeLeaf) {
+			t.Errorf("ALPN %v for %s got the challenge certificate", tc.protos, tc.name)
+		}
+	}
+}

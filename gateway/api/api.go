@@ -29,6 +29,10 @@ import (
 	"github.com/edgegate/edgegate/gateway/admin"
 )
 
+// acmeChallengePrefix is where ACME CAs fetch http-01 answers; like /pki it
+// answers everyone: the CA connects from the internet.
+const acmeChallengePrefix = "/.well-known/acme-challenge/"
+
 // DefaultMaxBodyBytes limits request bodies when neither Options nor the
 // settings say otherwise.
 const DefaultMaxBodyBytes = 1 << 20
@@ -45,6 +49,9 @@ type Options struct {
 	Certificates Certificates
 	// Authority is the local CA, for /pki and /api/v1/ca.
 	Authority Authority
+	// ACMEChallenges answers ACME http-01 challenges under
+	// /.well-known/acme-challenge/, for every client; nil answers 404.
+	ACMEChallenges http.Handler
 	// DeploymentID is this gateway's id in the deployment TLS API
 	// (/api/deployments/{id}/tls); "" turns that API off.
 	DeploymentID string
@@ -132,6 +139,10 @@ func (a *API) Handler() http.Handler {
 	return a.logRequests(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, pkiPrefix) {
 			pki.ServeHTTP(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, acmeChallengePrefix) && a.o.ACMEChallenges != nil {
+			a.o.ACMEChallenges.ServeHTTP(w, r)
 			return
 		}
 		if !isLoopback(r.RemoteAddr) {

@@ -32,6 +32,7 @@ func (a *API) certificateRoutes() {
 		a.scoped(admin.ScopeCertificates, "POST "+p+"/_import", a.importCertificate)
 		a.scoped(admin.ScopeCertificates, "POST "+p+"/_renew", a.renewCertificates)
 		a.scoped(admin.ScopeCertificates, "POST "+p+"/_create", a.issueCertificate)
+		a.scoped(admin.ScopeCertificates, "POST "+p+"/_letsencrypt", a.obtainACMECertificate)
 		a.scoped(admin.ScopeCertificates, "POST "+p+"/{id}/_revoke", a.revokeCertificate)
 		a.scoped(admin.ScopeCertificates, "GET "+p+"/{id}", a.getCertificate)
 		a.scoped(admin.ScopeCertificates, "PUT "+p+"/{id}", a.putCertificate)
@@ -515,11 +516,53 @@ func (a *API) revokeCertificate(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	id := r.PathValue("id")
-	c, err := a.o.Certificates.Revoke(id, req.Reason)
+	c, err := a.o.Certificates.Revoke(r.Context(), id, req.Reason)
 	if err != nil {
 		return certificateError(err, id)
 	}
 	a.log.Warn("certificate revoked", "id", id, "reason", c.RevocationReason, "by", authorOf(r))
 	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+// letsEncryptRequest is seed 004's "Let's Encrypt certificate": host (and
+// more names if wanted) from the ACME CA of the settings.
+type letsEncryptRequest struct {
+	Host  string   `json:"host"`
+	Hosts []string `json:"hosts"`
+	ID    string   `json:"id"`
+	Name  string   `json:"name"`
+	// Serve makes the TLS listeners serve the certificate; default true.
+	Serve *bool `json:"serve"`
+}
+
+func (a *API) obtainACMECertificate(w http.ResponseWriter, r *http.Request) error {
+	if a.o.Certificates == nil {
+		return unavailable("the certificate store")
+	}
+	var req letsEncryptRequest
+	if err := a.decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	names := req.Hosts
+	if req.Host != "" {
+		names = append([]string{req.Host}, names...)
+	}
+	serve := req.Serve == nil || *req.Serve
+	c, err := a.o.Certificates.ObtainACME(r.Context(), certs.Meta{ID: req.ID, Name: req.Name}, names, serve)
+	switch {
+	case errors.Is(err, certs.ErrNoACME):
+		return errorf(http.StatusConflict, "acme_not_configured", "%s", strings.TrimPrefix(err.Error(), "certs: "))
+	case errors.Is(err, certs.ErrInvalid):
+		return invalidCertificate(err)
+	case err != nil:
+		// The ACME CA refused or failed: its answer says why, and holds
+		// nothing secret.
+		a.log.Warn("ACME order failed", "names", names, "error", err)
+		return errorf(http.StatusBadGateway, "acme_failed", "%s", strings.TrimPrefix(err.Error(), "certs: "))
+	}
+	a.log.Info("ACME certificate obtained", "id", c.ID, "names", names, "served", serve, "by", authorOf(r))
+	w.Header().Set("Location", certificatePrefixes[0]+"/"+url.PathEscape(c.ID))
+	writeJSON(w, http.StatusCreated, c)
 	return nil
 }

@@ -86,8 +86,11 @@ type Certificates interface {
 	ServeLocal() error
 	// Create issues a certificate from the local CA or meta.CARef.
 	Create(meta certs.Meta, p certs.IssueParams) (certs.Certificate, error)
+	// ObtainACME orders a certificate for names from the ACME CA of the
+	// settings (certs.ErrNoACME without one), optionally serving it.
+	ObtainACME(ctx context.Context, meta certs.Meta, names []string, serve bool) (certs.Certificate, error)
 	// Revoke revokes a certificate for an RFC 5280 reason name.
-	Revoke(id, reason string) (certs.Certificate, error)
+	Revoke(ctx context.Context, id, reason string) (certs.Certificate, error)
 	// RotateRoot and FinishRootRotation run on the local CA and re-issue
 	// and republish what depends on it.
 	RotateRoot(kt ca.KeyType) error

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
+	"github.com/edgegate/edgegate/certs/tlsconf"
 	"github.com/edgegate/edgegate/gateway/config"
 )
 
@@ -156,6 +157,11 @@ func (l *listener) serveConn(conn net.Conn) {
 		cancel()
 		if err != nil {
 			l.log.Debug("tls handshake failed", "remote", conn.RemoteAddr().String(), "error", err)
+			_ = tc.Close()
+			return
+		}
+		if tc.ConnectionState().NegotiatedProtocol == tlsconf.ACMEProto {
+			// An ACME CA validating tls-alpn-01: the handshake was the answer.
 			_ = tc.Close()
 			return
 		}

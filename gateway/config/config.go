@@ -25,6 +25,7 @@ type Config struct {
 	Trace     Trace               `json:"trace"`
 	Memory    Memory              `json:"memory"`
 	Log       Log                 `json:"log"`
+	ACME      ACME                `json:"acme"`
 }
 
 // Listener types.
@@ -256,6 +257,38 @@ type Log struct {
 	Level  string `json:"level"`  // debug, info, warn, error
 	Format string `json:"format"` // text or json
 }
+
+// ACME challenge types the gateway answers.
+const (
+	// ChallengeHTTP01 is answered on the admin API's HTTP listener
+	// (api.bind), which must be reachable on port 80 from the CA.
+	ChallengeHTTP01 = "http-01"
+	// ChallengeTLSALPN01 is answered on the TLS listeners, one of which must
+	// be reachable on port 443 from the CA.
+	ChallengeTLSALPN01 = "tls-alpn-01"
+)
+
+// ACME is the ACME CA the gateway obtains certificates from (Let's Encrypt,
+// ZeroSSL, a private ACME CA).
+type ACME struct {
+	// DirectoryURL is the CA's directory; empty turns ACME off.
+	DirectoryURL string `json:"directory_url"`
+	// Email is the account's contact address.
+	Email string `json:"email"`
+	// AgreeToTerms accepts the CA's terms of service; registering needs it.
+	AgreeToTerms bool `json:"agree_to_terms"`
+	// Challenges are the challenge types to answer.
+	Challenges []string `json:"challenges"`
+	// KeyType of certificate keys: ec-p256 (default), ec-p384, rsa-2048,
+	// rsa-4096.
+	KeyType string `json:"key_type,omitempty"`
+	// RootCAFile is a PEM file with the roots of the CA's own HTTPS, for a
+	// private ACME CA; empty means the system roots.
+	RootCAFile string `json:"root_ca_file,omitempty"`
+}
+
+// Enabled reports whether ACME is configured.
+func (a ACME) Enabled() bool { return a.DirectoryURL != "" }
 
 // Duration is a time.Duration written in JSON as a Go duration string ("60s").
 type Duration time.Duration

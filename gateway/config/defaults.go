@@ -46,5 +46,6 @@ func Defaults() Config {
 		},
 		Trace: Trace{MaxBytes: 10 << 20},
 		Log:   Log{Level: "info", Format: "text"},
+		ACME:  ACME{Challenges: []string{ChallengeHTTP01, ChallengeTLSALPN01}},
 	}
 }

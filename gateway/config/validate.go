@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/url"
 	"regexp"
 	"slices"
@@ -56,6 +57,7 @@ func (c Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		v.add("log.format", "must be text or json")
 	}
+	v.acme(c.ACME)
 	return errors.Join(v.errs...)
 }
 
@@ -244,5 +246,32 @@ func (v *validator) httpRequest(p string, r HTTPRequest) {
 		if name, _, ok := strings.Cut(kv, "="); !ok || name == "" {
 			v.add(p+".params", "%q must be name=value", kv)
 		}
+	}
+}
+
+func (v *validator) acme(a ACME) {
+	if !a.Enabled() {
+		return
+	}
+	if u, err := url.Parse(a.DirectoryURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		v.add("acme.directory_url", "must be an https URL, e.g. https://acme-v02.api.letsencrypt.org/directory")
+	}
+	if a.Email != "" {
+		if _, err := mail.ParseAddress(a.Email); err != nil {
+			v.add("acme.email", "must be an e-mail address")
+		}
+	}
+	if len(a.Challenges) == 0 {
+		v.add("acme.challenges", "must name at least one of %s, %s", ChallengeHTTP01, ChallengeTLSALPN01)
+	}
+	for i, c := range a.Challenges {
+		if c != ChallengeHTTP01 && c != ChallengeTLSALPN01 {
+			v.add(fmt.Sprintf("acme.challenges[%d]", i), "must be %s or %s", ChallengeHTTP01, ChallengeTLSALPN01)
+		}
+	}
+	switch a.KeyType {
+	case "", "ec-p256", "ec-p384", "rsa-2048", "rsa-4096":
+	default:
+		v.add("acme.key_type", "must be ec-p256, ec-p384, rsa-2048 or rsa-4096")
 	}
 }

@@ -24,6 +24,10 @@ const alarmCertificateExpires = "certificate_expires_"
 
 var certificateAlarmDays = []int{30, 14, 7}
 
+// alarmRenewalFailing is raised while a certificate's automatic renewal
+// keeps failing: "certificate_renewal_failing/acme-gw.example.com".
+const alarmRenewalFailing = "certificate_renewal_failing"
+
 // Alarm is a condition that holds until it is cleared. It is also the JSON
 // payload of alarms/<id>/alert (TS: when it was raised) and
 // alarms/<id>/clear (TS: when it was cleared).
@@ -87,6 +91,20 @@ func (h *Hook) evaluateAlarms(now time.Time, heap uint64, loads map[string]Liste
 		}
 	}
 	for _, c := range certs {
+		failing := Alarm{
+			ID:        alarmRenewalFailing + "/" + topicLevel(c.ID),
+			Message:   fmt.Sprintf("renewal of certificate %s keeps failing: %s", c.ID, c.RenewalError),
+			Value:     int64(c.NotAfter.Sub(now) / time.Second),
+			Threshold: 0,
+		}
+		if c.RenewalError == "" {
+			failing.Message = fmt.Sprintf("certificate %s renews again", c.ID)
+		}
+		// A certificate listed twice (two usages) must not clear its own alarm.
+		readings[failing.ID], firing[failing.ID] = failing, firing[failing.ID] || c.RenewalError != ""
+		if c.Usage == "" {
+			continue // reported for its renewal only
+		}
 		left := c.NotAfter.Sub(now)
 		for _, days := range certificateAlarmDays {
 			threshold := time.Duration(days) * 24 * time.Hour

@@ -76,6 +76,9 @@ func WritePrometheus(w io.Writer, s Stats) error {
 
 	p.family("edgegate_certificate_expiry_seconds", "gauge", "Seconds until a certificate in use expires (negative: expired).")
 	for _, c := range s.Certificates {
+		if c.Usage == "" {
+			continue
+		}
 		p.sample("edgegate_certificate_expiry_seconds", labels("id", c.ID, "usage", c.Usage),
 			strconv.FormatInt(int64(c.NotAfter.Sub(s.Time)/time.Second), 10))
 	}

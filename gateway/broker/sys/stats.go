@@ -37,11 +37,14 @@ type Stats struct {
 	Runtime                RuntimeStats `json:"runtime"`
 }
 
-// CertificateExpiry is a certificate the gateway uses and when it expires.
+// CertificateExpiry is a certificate the gateway uses, or one whose
+// renewal keeps failing, and when it expires.
 type CertificateExpiry struct {
 	ID       string    `json:"id"`
-	Usage    string    `json:"usage"` // e.g. "server", "client-ca"
+	Usage    string    `json:"usage"` // e.g. "server", "client-ca"; "" when not in use
 	NotAfter time.Time `json:"not_after"`
+	// RenewalError is the last renewal failure; "" when renewal is fine.
+	RenewalError string `json:"renewal_error,omitempty"`
 }
 
 // Gauge is a current value and its high-water mark since start.

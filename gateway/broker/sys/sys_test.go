@@ -868,3 +868,46 @@ func TestCertificateExpiryAlarms(t *testing.T) {
 		t.Fatalf("after renewal: published %s, want %s", got, want)
 	}
 }
+
+// A certificate whose renewal keeps failing raises an alarm until it renews,
+// whether or not it is in use.
+func TestRenewalFailingAlarm(t *testing.T) {
+	t.Parallel()
+	srv := mqtttest.NewServer(t)
+	clk := newClock()
+	var mu sync.Mutex
+	renewalError := "acme: obtain: connection refused"
+	h := New(Options{
+		Server: srv, Node: "n", Now: clk.Now, ListenerLimits: (&fakeRuntime{}).listenerLimits,
+		HeapBytes: func() uint64 { return 0 }, MaxGCPause: func() time.Duration { return 0 },
+		Certificates: func() []CertificateExpiry {
+			mu.Lock()
+			defer mu.Unlock()
+			return []CertificateExpiry{{ID: "acme-gw", NotAfter: clk.Now().Add(60 * 24 * time.Hour), RenewalError: renewalError}}
+		},
+	})
+	events := subscribe(t, srv, "$SYS/brokers/n/alarms/#")
+	publish := func() []string {
+		t.Helper()
+		if err := h.PublishNow(); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range events.drain() {
+			out = append(out, strings.TrimPrefix(m.topic, "$SYS/brokers/n/alarms/"))
+		}
+		return out
+	}
+	if got := fmt.Sprint(publish()); got != "[certificate_renewal_failing/acme-gw/alert]" {
+		t.Fatalf("published %s", got)
+	}
+	if a := h.ActiveAlarms(); len(a) != 1 || !strings.Contains(a[0].Message, "connection refused") {
+		t.Fatalf("active alarms %+v", a)
+	}
+	mu.Lock()
+	renewalError = ""
+	mu.Unlock()
+	if got := fmt.Sprint(publish()); got != "[certificate_renewal_failing/acme-gw/clear]" {
+		t.Fatalf("published %s", got)
+	}
+}
