@@ -168,7 +168,7 @@ func (m *Manager) nextACMEAttempt(ctx context.Context, c ACMEClient, leaf *x509.
 	if err != nil && !errors.Is(err, acme.ErrNoRenewalInfo) {
 		m.log.Warn("ACME renewal information", "serial", leaf.SerialNumber.Text(16), "error", err)
 	}
-	return renewAt(leaf.NotBefore.UnixMilli(), leaf.NotAfter.UnixMilli()).Add(randomJitter(renewJitter))
+	return dueWithJitter(leaf)
 }
 
 // Layout of the ACME accounts, beside the certificates:

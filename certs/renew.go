@@ -199,7 +199,15 @@ func (m *Manager) nextAttempt(ctx context.Context, source Source, leaf *x509.Cer
 	if c := m.acmeClient(); source == SourceACME && c != nil {
 		return m.nextACMEAttempt(ctx, c, leaf)
 	}
-	return renewAt(leaf.NotBefore.UnixMilli(), leaf.NotAfter.UnixMilli()).Add(randomJitter(renewJitter))
+	return dueWithJitter(leaf)
+}
+
+// dueWithJitter is when leaf is due (a third of its life left) plus a random
+// delay of up to renewJitter, or a tenth of its lifetime for short-lived
+// certificates, which must not wait minutes.
+func dueWithJitter(leaf *x509.Certificate) time.Time {
+	lifetime := leaf.NotAfter.Sub(leaf.NotBefore)
+	return renewAt(leaf.NotBefore.UnixMilli(), leaf.NotAfter.UnixMilli()).Add(randomJitter(min(renewJitter, lifetime/10)))
 }
 
 // notAfter is the expiry (ms) of r's leaf, 0 if it does not parse.
