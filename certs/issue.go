@@ -1,6 +1,8 @@
 package certs
 
 import (
+	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -65,34 +67,92 @@ func (m *Manager) Create(meta Meta, p IssueParams) (Certificate, error) {
 
 // issue has the right CA sign a certificate for p.
 func (m *Manager) issue(caRef string, p IssueParams) (*ca.Issued, error) {
+	req, err := m.issueRequest(caRef, p)
+	if err != nil {
+		return nil, err
+	}
+	return caResult(m.o.CA.Issue(req))
+}
+
+// caResult maps the CA's refusals of a request to ErrInvalid.
+func caResult(issued *ca.Issued, err error) (*ca.Issued, error) {
+	if errors.Is(err, ca.ErrInvalidRequest) || errors.Is(err, ca.ErrNotCA) || errors.Is(err, ca.ErrExpired) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return issued, err
+}
+
+// issueRequest turns p into the CA's request, with the CA entity caRef as
+// issuer when set.
+func (m *Manager) issueRequest(caRef string, p IssueParams) (ca.IssueRequest, error) {
 	req := ca.IssueRequest{
 		CA: p.CA, Client: p.Client, Server: p.Server, AIA: p.AIA, Subject: p.Subject, Hosts: p.Hosts,
 		Validity: time.Duration(p.ValiditySeconds) * time.Second,
 	}
 	if !p.CA && !p.Client && !p.Server {
-		return nil, fmt.Errorf("%w: say what the certificate is for: ca, client and/or server", ErrInvalid)
+		return req, fmt.Errorf("%w: say what the certificate is for: ca, client and/or server", ErrInvalid)
 	}
 	var err error
 	if p.KeyType != "" {
 		if req.KeyType, err = ca.ParseKeyType(p.KeyType); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+			return req, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 	}
 	if p.SignatureAlgorithm != "" {
 		if req.SignatureAlgorithm, err = ca.ParseSignatureAlgorithm(p.SignatureAlgorithm); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+			return req, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
 	}
 	if caRef != "" {
 		if req.Issuer, err = m.signer(caRef); err != nil {
-			return nil, err
+			return req, err
 		}
 	}
-	issued, err := m.o.CA.Issue(req)
-	if errors.Is(err, ca.ErrInvalidRequest) || errors.Is(err, ca.ErrNotCA) || errors.Is(err, ca.ErrExpired) {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	return req, nil
+}
+
+// SignCSR signs a certificate signing request (PEM or DER) with p, by the
+// CA entity meta.CARef or the local CA, and stores the certificate without
+// a key: the key stays with whoever made the CSR, so it is not renewed here.
+func (m *Manager) SignCSR(meta Meta, csr []byte, p IssueParams) (Certificate, error) {
+	if p.KeyType != "" {
+		return Certificate{}, fmt.Errorf("%w: keyType is the CSR's", ErrInvalid)
 	}
-	return issued, err
+	req, err := m.issueRequest(meta.CARef, p)
+	if err != nil {
+		return Certificate{}, err
+	}
+	issued, err := caResult(m.o.CA.SignCSR(csr, req))
+	if err != nil {
+		return Certificate{}, fmt.Errorf("certs: sign CSR: %w", err)
+	}
+	meta.AutoRenew = false
+	return m.Add(meta, append([]*x509.Certificate{issued.Cert}, issued.Chain...), nil, SourceLocal)
+}
+
+// ImportIssuer makes an enterprise CA (chain leaf first, with its key) the
+// issuer of the local CA (seed 003's bring-your-own issuer), and re-issues
+// the listener certificate from it.
+func (m *Manager) ImportIssuer(chain []*x509.Certificate, key crypto.Signer) error {
+	if err := m.o.CA.ImportIssuer(chain, key); err != nil {
+		if errors.Is(err, ca.ErrInvalidRequest) || errors.Is(err, ca.ErrNotCA) || errors.Is(err, ca.ErrExpired) ||
+			errors.Is(err, ca.ErrKeyMismatch) || errors.Is(err, ca.ErrChainInvalid) {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return err
+	}
+	m.afterCAChange(context.Background(), true, true)
+	return nil
+}
+
+// UseLocalIssuer makes the local intermediate the issuer again (the
+// imported one stays for its leaves) and re-issues the listener certificate.
+func (m *Manager) UseLocalIssuer() error {
+	if err := m.o.CA.UseLocalIssuer(); err != nil {
+		return err
+	}
+	m.afterCAChange(context.Background(), true, true)
+	return nil
 }
 
 // signer loads CA entity id as an issuer.

@@ -52,6 +52,11 @@ type LocalCA interface {
 	// RotateRoot starts a root rotation; FinishRootRotation ends its overlap.
 	RotateRoot(kt ca.KeyType) error
 	FinishRootRotation() error
+	// SignCSR signs a request; ImportIssuer and UseLocalIssuer switch the
+	// issuer between an enterprise CA and the local intermediate.
+	SignCSR(csr []byte, req ca.IssueRequest) (*ca.Issued, error)
+	ImportIssuer(chain []*x509.Certificate, key crypto.Signer) error
+	UseLocalIssuer() error
 }
 
 // TLSTarget receives what the TLS listeners serve (*tlsconf.Manager).

@@ -141,6 +141,10 @@ func (a *API) Handler() http.Handler {
 			pki.ServeHTTP(w, r)
 			return
 		}
+		if r.URL.Path == jwksPath && r.Method == http.MethodGet {
+			a.jwks(w, r)
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, acmeChallengePrefix) && a.o.ACMEChallenges != nil {
 			a.o.ACMEChallenges.ServeHTTP(w, r)
 			return

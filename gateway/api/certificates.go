@@ -32,6 +32,7 @@ func (a *API) certificateRoutes() {
 		a.scoped(admin.ScopeCertificates, "POST "+p+"/_import", a.importCertificate)
 		a.scoped(admin.ScopeCertificates, "POST "+p+"/_renew", a.renewCertificates)
 		a.scoped(admin.ScopeCertificates, "POST "+p+"/_create", a.issueCertificate)
+		a.scoped(admin.ScopeCertificates, "POST "+p+"/_sign", a.signCSR)
 		a.scoped(admin.ScopeCertificates, "POST "+p+"/_letsencrypt", a.obtainACMECertificate)
 		a.scoped(admin.ScopeCertificates, "POST "+p+"/{id}/_revoke", a.revokeCertificate)
 		a.scoped(admin.ScopeCertificates, "GET "+p+"/{id}", a.getCertificate)
@@ -471,6 +472,21 @@ func (req createRequest) keyTypeName() string {
 	return req.KeyType + "-" + strconv.Itoa(req.KeySize)
 }
 
+func (req createRequest) meta() certs.Meta {
+	return certs.Meta{
+		ID: req.ID, Name: req.Name, Description: req.Description, CARef: req.CARef, AutoRenew: req.AutoRenew,
+		Exposed: req.Exposed, ClientCA: req.ClientCA, Client: req.Client, Tags: req.Tags, Metadata: req.Metadata,
+	}
+}
+
+func (req createRequest) params() certs.IssueParams {
+	return certs.IssueParams{
+		Subject: req.Subject, Hosts: req.Hosts, CA: req.CA, Client: req.Client, Server: req.Server, AIA: req.AIA,
+		KeyType: req.keyTypeName(), SignatureAlgorithm: req.SignatureAlgorithm,
+		ValiditySeconds: int64(req.Validity.Std() / time.Second),
+	}
+}
+
 func (a *API) issueCertificate(w http.ResponseWriter, r *http.Request) error {
 	if a.o.Certificates == nil {
 		return unavailable("the certificate store")
@@ -479,18 +495,37 @@ func (a *API) issueCertificate(w http.ResponseWriter, r *http.Request) error {
 	if err := a.decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	c, err := a.o.Certificates.Create(certs.Meta{
-		ID: req.ID, Name: req.Name, Description: req.Description, CARef: req.CARef, AutoRenew: req.AutoRenew,
-		Exposed: req.Exposed, ClientCA: req.ClientCA, Client: req.Client, Tags: req.Tags, Metadata: req.Metadata,
-	}, certs.IssueParams{
-		Subject: req.Subject, Hosts: req.Hosts, CA: req.CA, Client: req.Client, Server: req.Server, AIA: req.AIA,
-		KeyType: req.keyTypeName(), SignatureAlgorithm: req.SignatureAlgorithm,
-		ValiditySeconds: int64(req.Validity.Std() / time.Second),
-	})
-	if err != nil {
-		return certificateError(err, req.ID)
+	c, err := a.o.Certificates.Create(req.meta(), req.params())
+	return a.answerIssued(w, r, c, err, req.CARef)
+}
+
+// signRequest is a CSR to sign, with the same options as _create but the
+// key, which is the CSR's.
+type signRequest struct {
+	createRequest
+	CSR string `json:"csr"`
+}
+
+func (a *API) signCSR(w http.ResponseWriter, r *http.Request) error {
+	if a.o.Certificates == nil {
+		return unavailable("the certificate store")
 	}
-	a.log.Info("certificate issued", "id", c.ID, "subject", c.Subject, "ca_ref", req.CARef, "by", authorOf(r))
+	var req signRequest
+	if err := a.decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.CSR) == "" {
+		return errorf(http.StatusUnprocessableEntity, "invalid_certificate", "csr is required (PEM)")
+	}
+	c, err := a.o.Certificates.SignCSR(req.meta(), []byte(req.CSR), req.params())
+	return a.answerIssued(w, r, c, err, req.CARef)
+}
+
+func (a *API) answerIssued(w http.ResponseWriter, r *http.Request, c certs.Certificate, err error, caRef string) error {
+	if err != nil {
+		return certificateError(err, c.ID)
+	}
+	a.log.Info("certificate issued", "id", c.ID, "subject", c.Subject, "ca_ref", caRef, "by", authorOf(r))
 	w.Header().Set("Location", certificatePrefixes[0]+"/"+url.PathEscape(c.ID))
 	writeJSON(w, http.StatusCreated, c)
 	return nil

@@ -317,3 +317,102 @@ func TestIssueRevokeAndPKI(t *testing.T) {
 			status: 422, code: "invalid_key_type"},
 	})
 }
+
+// enterpriseCA is a root and an intermediate (with its key, PEM) such as a
+// company would hand a gateway to issue from.
+func enterpriseCA(t *testing.T) (chainPEM, keyPEM string) {
+	t.Helper()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	mk := func(cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, pathLen int) (*x509.Certificate, *ecdsa.PrivateKey) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: cn, Organization: []string{"Acme"}},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(5 * 365 * 24 * time.Hour),
+			IsCA: true, BasicConstraintsValid: true, MaxPathLen: pathLen, MaxPathLenZero: pathLen == 0,
+			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		}
+		if parent == nil {
+			parent, parentKey = tmpl, key
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := x509.ParseCertificate(der)
+		return c, key
+	}
+	root, rootKey := mk("Acme Root", nil, nil, 1)
+	inter, interKey := mk("Acme Gateways CA", root, rootKey, 0)
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(interKey)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: inter.Raw})) +
+			string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+}
+
+func testCSR(t *testing.T, cn string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}, DNSNames: []string{cn}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+}
+
+func TestCSRIssuerAndJWKS(t *testing.T) {
+	t.Parallel()
+	chainPEM, keyPEM := enterpriseCA(t)
+	leaf := newTestPair(t, "not-a-ca.example.com")
+	runRoutes(t, []routeCase{
+		{name: "sign a CSR", r: req{method: "POST", path: "/api/certificates/_sign",
+			body: jsonBody(t, map[string]any{"id": "dev-1", "csr": testCSR(t, "dev-1.example.com"), "server": true})}, status: 201,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				c := decodeBody[certs.Certificate](t, w)
+				if c.HasKey || c.AutoRenew || c.Domain != "dev-1.example.com" || !c.Valid {
+					t.Fatalf("got %+v", c)
+				}
+			}},
+		{name: "sign garbage", r: req{method: "POST", path: "/api/certificates/_sign", body: `{"csr":"nope","server":true}`},
+			status: 422, code: "invalid_certificate"},
+		{name: "bring your own issuer", r: req{method: "PUT", path: "/api/v1/ca/issuer",
+			body: jsonBody(t, map[string]string{"chain": chainPEM, "privateKey": keyPEM})}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				c, err := e.certs.Create(certs.Meta{ID: "s"}, certs.IssueParams{Client: true, Subject: "CN=s"})
+				if err != nil || c.Issuer != "CN=Acme Gateways CA,O=Acme" {
+					t.Fatalf("issued by %q (%v); want the imported issuer", c.Issuer, err)
+				}
+				if serving, _ := e.certs.Serving(); serving.Issuer != c.Issuer {
+					t.Fatalf("listener certificate issued by %q; want it re-issued by the imported issuer", serving.Issuer)
+				}
+				back := e.do(e.handler, req{method: "DELETE", path: "/api/v1/ca/issuer"}.asAdmin())
+				c, _ = e.certs.Create(certs.Meta{ID: "s2"}, certs.IssueParams{Client: true, Subject: "CN=s2"})
+				if back.Code != 200 || c.Issuer == "CN=Acme Gateways CA,O=Acme" {
+					t.Fatalf("after DELETE /api/v1/ca/issuer: %d, issued by %q", back.Code, c.Issuer)
+				}
+			}},
+		{name: "issuer that is not a CA", r: req{method: "PUT", path: "/api/v1/ca/issuer",
+			body: jsonBody(t, map[string]string{"chain": leaf.chain, "privateKey": leaf.key})}, status: 422, code: "invalid_certificate"},
+		{name: "issuer without its key", r: req{method: "PUT", path: "/api/v1/ca/issuer",
+			body: jsonBody(t, map[string]string{"chain": chainPEM})}, status: 422, code: "invalid_certificate"},
+		{name: "jwks lists exposed certificates to anyone", before: func(t *testing.T, e *env) {
+			addPair(t, e, "signing", newTestPair(t, "jwt.example.com"))
+			addPair(t, e, "hidden", newTestPair(t, "hidden.example.com"))
+			if _, err := e.certs.Update("signing", certs.Meta{Exposed: true}, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}, r: req{method: "GET", path: "/.well-known/jwks.json", user: "-", remote: "192.0.2.9:5000"}, status: 200,
+			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+				set := decodeBody[jwkSet](t, w)
+				if len(set.Keys) != 1 || set.Keys[0].Kid != "signing" || set.Keys[0].Kty != "EC" || set.Keys[0].Crv != "P-256" ||
+					len(set.Keys[0].X) != 43 || len(set.Keys[0].Y) != 43 || len(set.Keys[0].X5c) != 1 {
+					t.Fatalf("got %+v", set)
+				}
+			}},
+	})
+}

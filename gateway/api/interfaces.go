@@ -91,10 +91,15 @@ type Certificates interface {
 	ObtainACME(ctx context.Context, meta certs.Meta, names []string, serve bool) (certs.Certificate, error)
 	// Revoke revokes a certificate for an RFC 5280 reason name.
 	Revoke(ctx context.Context, id, reason string) (certs.Certificate, error)
-	// RotateRoot and FinishRootRotation run on the local CA and re-issue
-	// and republish what depends on it.
+	// SignCSR signs a certificate request (PEM or DER) and stores the
+	// certificate without a key.
+	SignCSR(meta certs.Meta, csr []byte, p certs.IssueParams) (certs.Certificate, error)
+	// RotateRoot, FinishRootRotation, ImportIssuer and UseLocalIssuer run
+	// on the local CA and re-issue and republish what depends on it.
 	RotateRoot(kt ca.KeyType) error
 	FinishRootRotation() error
+	ImportIssuer(chain []*x509.Certificate, key crypto.Signer) error
+	UseLocalIssuer() error
 	Renew(ctx context.Context, id string) (certs.Certificate, error)
 	RenewDue(ctx context.Context) ([]string, error)
 }

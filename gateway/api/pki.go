@@ -1,12 +1,14 @@
 package api
 
 import (
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/edgegate/edgegate/certs/bundle"
 	"github.com/edgegate/edgegate/certs/ca"
 	"github.com/edgegate/edgegate/gateway/admin"
 )
@@ -107,6 +109,66 @@ func (a *API) authorityRoutes() {
 	a.scoped(admin.ScopeCertificates, "GET /api/v1/ca", a.getAuthority)
 	a.scoped(admin.ScopeCertificates, "POST /api/v1/ca/_rotate_root", a.rotateRoot)
 	a.scoped(admin.ScopeCertificates, "POST /api/v1/ca/_finish_rotation", a.finishRootRotation)
+	a.scoped(admin.ScopeCertificates, "PUT /api/v1/ca/issuer", a.importIssuer)
+	a.scoped(admin.ScopeCertificates, "DELETE /api/v1/ca/issuer", a.useLocalIssuer)
+}
+
+// issuerRequest is an enterprise intermediate and its key (seed 003's
+// bring-your-own issuer): PEM (chain leaf first, then key) or a PKCS#12.
+type issuerRequest struct {
+	Chain      string `json:"chain"`
+	PrivateKey string `json:"privateKey"`
+	P12        string `json:"p12"`
+	Password   string `json:"password"`
+}
+
+// importIssuer makes the enterprise CA the issuer of new certificates.
+func (a *API) importIssuer(w http.ResponseWriter, r *http.Request) error {
+	if a.o.Authority == nil || a.o.Certificates == nil {
+		return unavailable("the local CA")
+	}
+	var req issuerRequest
+	if err := a.decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	var (
+		bd  *bundle.Bundle
+		err error
+	)
+	if req.P12 != "" {
+		der, derr := base64.StdEncoding.DecodeString(req.P12)
+		if derr != nil {
+			return errorf(http.StatusUnprocessableEntity, "invalid_certificate", "p12 must be standard base64")
+		}
+		bd, err = bundle.ParsePKCS12(der, req.Password)
+	} else {
+		bd, err = bundle.ParsePEM([]byte(req.Chain+"\n"+req.PrivateKey), []byte(req.Password))
+	}
+	if err != nil {
+		return invalidCertificate(err)
+	}
+	if bd.Key == nil {
+		return errorf(http.StatusUnprocessableEntity, "invalid_certificate", "the issuer's private key is required")
+	}
+	if err := a.o.Certificates.ImportIssuer(bd.Chain, bd.Key); err != nil {
+		return certificateError(err, "")
+	}
+	a.log.Warn("the local CA issues from an imported CA now", "subject", bd.Leaf().Subject.String(), "by", authorOf(r))
+	writeJSON(w, http.StatusOK, a.authorityView())
+	return nil
+}
+
+// useLocalIssuer makes the local intermediate the issuer again.
+func (a *API) useLocalIssuer(w http.ResponseWriter, r *http.Request) error {
+	if a.o.Authority == nil || a.o.Certificates == nil {
+		return unavailable("the local CA")
+	}
+	if err := a.o.Certificates.UseLocalIssuer(); err != nil {
+		return err
+	}
+	a.log.Warn("the local CA issues from its own intermediate again", "by", authorOf(r))
+	writeJSON(w, http.StatusOK, a.authorityView())
+	return nil
 }
 
 func (a *API) authorityView() authorityView {
