@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -432,10 +433,40 @@ func (g *Gateway) setACME(s config.ACME) error {
 			return fmt.Errorf("acme.root_ca_file %s: %w", s.RootCAFile, err)
 		}
 	}
+	if s.DNSProvider != "" {
+		creds, err := readCredentials(s.DNSCredentialsFile)
+		if err != nil {
+			return fmt.Errorf("acme.dns_credentials_file: %w", err)
+		}
+		cfg.DNS = &acme.DNSConfig{Provider: s.DNSProvider, Credentials: creds}
+	}
 	client, err := acme.New(cfg, g.certs.ACMEAccounts())
 	if err != nil {
 		return fmt.Errorf("acme: %w", err)
 	}
 	g.certs.SetACME(client)
 	return nil
+}
+
+// readCredentials reads KEY=VALUE lines (blank lines and # comments
+// skipped), the format of a DNS provider's credentials file.
+func readCredentials(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	creds := map[string]string{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			// The line may hold a secret: name it by number only.
+			return nil, fmt.Errorf("%s: line %d is not KEY=VALUE", path, i+1)
+		}
+		creds[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return creds, nil
 }

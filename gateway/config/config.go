@@ -266,7 +266,13 @@ const (
 	// ChallengeTLSALPN01 is answered on the TLS listeners, one of which must
 	// be reachable on port 443 from the CA.
 	ChallengeTLSALPN01 = "tls-alpn-01"
+	// ChallengeDNS01 is answered through a DNS provider (ACME.DNSProvider);
+	// the only way to wildcard names and to gateways the CA cannot reach.
+	ChallengeDNS01 = "dns-01"
 )
+
+// DNSProviders are the DNS providers dns-01 can use (see certs/acme).
+var DNSProviders = []string{"cloudflare", "exec", "httpreq"}
 
 // ACME is the ACME CA the gateway obtains certificates from (Let's Encrypt,
 // ZeroSSL, a private ACME CA).
@@ -285,6 +291,12 @@ type ACME struct {
 	// RootCAFile is a PEM file with the roots of the CA's own HTTPS, for a
 	// private ACME CA; empty means the system roots.
 	RootCAFile string `json:"root_ca_file,omitempty"`
+	// DNSProvider answers dns-01 (one of DNSProviders); its credentials are
+	// read from DNSCredentialsFile, KEY=VALUE lines under lego's variable
+	// names (e.g. CLOUDFLARE_DNS_API_TOKEN=…), an owner-only file rather
+	// than settings, which the API shows.
+	DNSProvider        string `json:"dns_provider,omitempty"`
+	DNSCredentialsFile string `json:"dns_credentials_file,omitempty"`
 }
 
 // Enabled reports whether ACME is configured.

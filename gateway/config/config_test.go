@@ -192,3 +192,34 @@ func TestMemoryBudget(t *testing.T) {
 		t.Errorf("1 MiB budget accepted: %v", err)
 	}
 }
+
+func TestValidateACME(t *testing.T) {
+	le := "https://acme-v02.api.letsencrypt.org/directory"
+	for _, tc := range []struct {
+		name string
+		acme ACME
+		want string // "" = valid; else the field path in the error
+	}{
+		{"off", ACME{}, ""},
+		{"http-01", ACME{DirectoryURL: le, Email: "ops@example.com", Challenges: []string{ChallengeHTTP01}}, ""},
+		{"dns-01", ACME{DirectoryURL: le, Challenges: []string{ChallengeDNS01}, DNSProvider: "cloudflare", DNSCredentialsFile: "/etc/edgegate/dns.env"}, ""},
+		{"plain http directory", ACME{DirectoryURL: "http://ca.example/dir", Challenges: []string{ChallengeHTTP01}}, "acme.directory_url"},
+		{"bad email", ACME{DirectoryURL: le, Email: "nope", Challenges: []string{ChallengeHTTP01}}, "acme.email"},
+		{"no challenge", ACME{DirectoryURL: le}, "acme.challenges"},
+		{"unknown challenge", ACME{DirectoryURL: le, Challenges: []string{"dns-02"}}, "acme.challenges[0]"},
+		{"unknown key type", ACME{DirectoryURL: le, Challenges: []string{ChallengeHTTP01}, KeyType: "dsa"}, "acme.key_type"},
+		{"dns-01 without provider", ACME{DirectoryURL: le, Challenges: []string{ChallengeDNS01}}, "acme.dns_provider"},
+		{"dns-01 without credentials", ACME{DirectoryURL: le, Challenges: []string{ChallengeDNS01}, DNSProvider: "exec"}, "acme.dns_credentials_file"},
+		{"provider without dns-01", ACME{DirectoryURL: le, Challenges: []string{ChallengeHTTP01}, DNSProvider: "exec"}, "acme.dns_provider"},
+	} {
+		c := Defaults()
+		c.ACME = tc.acme
+		err := c.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want+":")):
+			t.Errorf("%s: error %v, want one about %s", tc.name, err, tc.want)
+		}
+	}
+}

@@ -262,12 +262,21 @@ func (v *validator) acme(a ACME) {
 		}
 	}
 	if len(a.Challenges) == 0 {
-		v.add("acme.challenges", "must name at least one of %s, %s", ChallengeHTTP01, ChallengeTLSALPN01)
+		v.add("acme.challenges", "must name at least one of %s, %s, %s", ChallengeHTTP01, ChallengeTLSALPN01, ChallengeDNS01)
 	}
 	for i, c := range a.Challenges {
-		if c != ChallengeHTTP01 && c != ChallengeTLSALPN01 {
-			v.add(fmt.Sprintf("acme.challenges[%d]", i), "must be %s or %s", ChallengeHTTP01, ChallengeTLSALPN01)
+		if c != ChallengeHTTP01 && c != ChallengeTLSALPN01 && c != ChallengeDNS01 {
+			v.add(fmt.Sprintf("acme.challenges[%d]", i), "must be %s, %s or %s", ChallengeHTTP01, ChallengeTLSALPN01, ChallengeDNS01)
 		}
+	}
+	dns := slices.Contains(a.Challenges, ChallengeDNS01)
+	switch {
+	case dns && !slices.Contains(DNSProviders, a.DNSProvider):
+		v.add("acme.dns_provider", "must be one of %s for the dns-01 challenge", strings.Join(DNSProviders, ", "))
+	case dns && a.DNSCredentialsFile == "":
+		v.add("acme.dns_credentials_file", "must name the file holding the DNS provider's credentials")
+	case !dns && (a.DNSProvider != "" || a.DNSCredentialsFile != ""):
+		v.add("acme.dns_provider", "is set but acme.challenges does not include %s", ChallengeDNS01)
 	}
 	switch a.KeyType {
 	case "", "ec-p256", "ec-p384", "rsa-2048", "rsa-4096":
