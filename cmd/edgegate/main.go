@@ -30,6 +30,8 @@ const usage = `usage: edgegate [serve] [--data DIR] [--config FILE]
        edgegate version
        edgegate user add|passwd|delete|list ...
        edgegate trace client|topic|list|stop ...
+       edgegate cert list|show|issue|import|export|renew|revoke ...
+       edgegate ca show|rotate ...
 `
 
 func main() {
@@ -51,14 +53,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "version":
 		fmt.Fprintf(stdout, "edgegate %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return 0
-	case "user", "trace":
+	case "user", "trace", "cert", "ca":
 		if err := fs.Parse(args); err != nil {
 			return 2
 		}
-		if verb == "user" {
+		switch verb {
+		case "user":
 			return cli.User(ctx, *dataDir, fs.Args(), stdin, stdout, stderr)
+		case "trace":
+			return cli.Trace(ctx, *dataDir, fs.Args(), stdout, stderr)
 		}
-		return cli.Trace(ctx, *dataDir, fs.Args(), stdout, stderr)
+		return cli.Cert(ctx, verb, *dataDir, fs.Args(), stdin, stdout, stderr)
 	case "serve":
 		if err := fs.Parse(args); err != nil {
 			return 2
