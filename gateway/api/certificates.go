@@ -147,25 +147,40 @@ func (a *API) createCertificate(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) addCertificate(w http.ResponseWriter, r *http.Request, meta certs.Meta, bd *bundle.Bundle) error {
 	c, err := a.o.Certificates.Add(meta, bd.Chain, bd.Key, certs.SourceImported)
+	return a.answerCreated(w, r, "certificate imported", c, err)
+}
+
+// answerCreated answers a request that added certificate c (err: it did
+// not) with 201 and its Location.
+func (a *API) answerCreated(w http.ResponseWriter, r *http.Request, event string, c certs.Certificate, err error) error {
 	if err != nil {
-		return certificateError(err, meta.ID)
+		return certificateError(err, c.ID)
 	}
-	a.log.Info("certificate imported", "id", c.ID, "subject", c.Subject, "by", authorOf(r))
+	a.log.Info(event, "id", c.ID, "subject", c.Subject, "ca_ref", c.CARef, "by", authorOf(r))
 	w.Header().Set("Location", certificatePrefixes[0]+"/"+url.PathEscape(c.ID))
 	writeJSON(w, http.StatusCreated, c)
 	return nil
 }
 
-// importRequest is a PKCS#12 file, base64 in JSON, with what to call it.
-type importRequest struct {
+// newEntity is what a request creating a certificate says about it.
+type newEntity struct {
 	ID          string            `json:"id"`
 	Name        string            `json:"name"`
 	Description string            `json:"description"`
-	P12         string            `json:"p12"`
-	Password    string            `json:"password"`
 	ClientCA    bool              `json:"clientCA"`
 	Tags        []string          `json:"tags"`
 	Metadata    map[string]string `json:"metadata"`
+}
+
+func (n newEntity) meta() certs.Meta {
+	return certs.Meta{ID: n.ID, Name: n.Name, Description: n.Description, ClientCA: n.ClientCA, Tags: n.Tags, Metadata: n.Metadata}
+}
+
+// importRequest is a PKCS#12 file, base64 in JSON, with what to call it.
+type importRequest struct {
+	newEntity
+	P12      string `json:"p12"`
+	Password string `json:"password"`
 }
 
 func (a *API) importCertificate(w http.ResponseWriter, r *http.Request) error {
@@ -184,10 +199,7 @@ func (a *API) importCertificate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return invalidCertificate(err)
 	}
-	return a.addCertificate(w, r, certs.Meta{
-		ID: req.ID, Name: req.Name, Description: req.Description, ClientCA: req.ClientCA,
-		Tags: req.Tags, Metadata: req.Metadata,
-	}, bd)
+	return a.addCertificate(w, r, req.meta(), bd)
 }
 
 func (a *API) putCertificate(w http.ResponseWriter, r *http.Request) error {
@@ -434,15 +446,10 @@ func (a *API) exportCertificate(w http.ResponseWriter, r *http.Request) error {
 // createRequest is seed 004's "create from an existing CA": caRef names a
 // CA of the store with its key; without it the local CA issues.
 type createRequest struct {
-	ID          string            `json:"id"`
-	Name        string            `json:"name"`
-	Description string            `json:"description"`
-	CARef       string            `json:"caRef"`
-	AutoRenew   bool              `json:"autoRenew"`
-	Exposed     bool              `json:"exposed"`
-	ClientCA    bool              `json:"clientCA"`
-	Tags        []string          `json:"tags"`
-	Metadata    map[string]string `json:"metadata"`
+	newEntity
+	CARef     string `json:"caRef"`
+	AutoRenew bool   `json:"autoRenew"`
+	Exposed   bool   `json:"exposed"`
 
 	Subject string   `json:"subject"`
 	Hosts   []string `json:"hosts"`
@@ -473,10 +480,9 @@ func (req createRequest) keyTypeName() string {
 }
 
 func (req createRequest) meta() certs.Meta {
-	return certs.Meta{
-		ID: req.ID, Name: req.Name, Description: req.Description, CARef: req.CARef, AutoRenew: req.AutoRenew,
-		Exposed: req.Exposed, ClientCA: req.ClientCA, Client: req.Client, Tags: req.Tags, Metadata: req.Metadata,
-	}
+	m := req.newEntity.meta()
+	m.CARef, m.AutoRenew, m.Exposed, m.Client = req.CARef, req.AutoRenew, req.Exposed, req.Client
+	return m
 }
 
 func (req createRequest) params() certs.IssueParams {
@@ -496,7 +502,7 @@ func (a *API) issueCertificate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	c, err := a.o.Certificates.Create(req.meta(), req.params())
-	return a.answerIssued(w, r, c, err, req.CARef)
+	return a.answerCreated(w, r, "certificate issued", c, err)
 }
 
 // signRequest is a CSR to sign, with the same options as _create but the
@@ -518,17 +524,7 @@ func (a *API) signCSR(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusUnprocessableEntity, "invalid_certificate", "csr is required (PEM)")
 	}
 	c, err := a.o.Certificates.SignCSR(req.meta(), []byte(req.CSR), req.params())
-	return a.answerIssued(w, r, c, err, req.CARef)
-}
-
-func (a *API) answerIssued(w http.ResponseWriter, r *http.Request, c certs.Certificate, err error, caRef string) error {
-	if err != nil {
-		return certificateError(err, c.ID)
-	}
-	a.log.Info("certificate issued", "id", c.ID, "subject", c.Subject, "ca_ref", caRef, "by", authorOf(r))
-	w.Header().Set("Location", certificatePrefixes[0]+"/"+url.PathEscape(c.ID))
-	writeJSON(w, http.StatusCreated, c)
-	return nil
+	return a.answerCreated(w, r, "CSR signed", c, err)
 }
 
 type revokeRequest struct {
@@ -596,8 +592,5 @@ func (a *API) obtainACMECertificate(w http.ResponseWriter, r *http.Request) erro
 		a.log.Warn("ACME order failed", "names", names, "error", err)
 		return errorf(http.StatusBadGateway, "acme_failed", "%s", strings.TrimPrefix(err.Error(), "certs: "))
 	}
-	a.log.Info("ACME certificate obtained", "id", c.ID, "names", names, "served", serve, "by", authorOf(r))
-	w.Header().Set("Location", certificatePrefixes[0]+"/"+url.PathEscape(c.ID))
-	writeJSON(w, http.StatusCreated, c)
-	return nil
+	return a.answerCreated(w, r, "ACME certificate obtained", c, nil)
 }
