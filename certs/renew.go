@@ -281,6 +281,12 @@ func (m *Manager) maintainCA(ctx context.Context) time.Time {
 		return m.now().Add(time.Hour)
 	}
 	m.afterCAChange(ctx, res.IssuerChanged, res.TrustBundleChanged)
+	if res.RootRenewalDue {
+		m.log.Warn("the local CA's root has a third of its life left: rotate it (edgegate ca rotate) so sensors get the new root in time")
+	}
+	if res.ImportedIssuerRenewalDue {
+		m.log.Warn("the imported issuer has a third of its life left: import its successor, or the local issuer takes over when it expires")
+	}
 	return res.NextMaintenance
 }
 

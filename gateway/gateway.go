@@ -8,6 +8,7 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -371,6 +373,18 @@ func (g *Gateway) certificatesInUse() []sys.CertificateExpiry {
 			out = append(out, sys.CertificateExpiry{ID: c.ID, NotAfter: notAfter, RenewalError: c.Renewal.LastError})
 		}
 	}
+	// The local CA's own certificates are in use too.
+	roots := map[string]*x509.Certificate{}
+	for _, iss := range g.ca.Issuers() {
+		out = append(out, sys.CertificateExpiry{ID: "ca-" + string(iss.Kind) + "-" + iss.ID[:8], Usage: "issuer", NotAfter: iss.Cert.NotAfter})
+		if iss.Root != nil {
+			roots[ca.IssuerID(iss.Root)] = iss.Root
+		}
+	}
+	for id, root := range roots {
+		out = append(out, sys.CertificateExpiry{ID: "ca-root-" + id[:8], Usage: "trust-anchor", NotAfter: root.NotAfter})
+	}
+	slices.SortStableFunc(out, func(a, b sys.CertificateExpiry) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
