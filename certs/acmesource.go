@@ -163,7 +163,16 @@ func (m *Manager) renewACME(ctx context.Context, r record) ([]*x509.Certificate,
 func (m *Manager) nextACMEAttempt(ctx context.Context, c ACMEClient, leaf *x509.Certificate) time.Time {
 	ri, err := c.RenewalInfo(ctx, leaf)
 	if err == nil && ri.WindowEnd.After(ri.WindowStart) {
-		return ri.WindowStart.Add(randomJitter(ri.WindowEnd.Sub(ri.WindowStart)))
+		// A window reaching to the expiry (a short-lived certificate) is cut
+		// a tenth of the lifetime before it: the order itself takes time.
+		end := ri.WindowEnd
+		if latest := leaf.NotAfter.Add(-leaf.NotAfter.Sub(leaf.NotBefore) / 10); latest.Before(end) {
+			end = latest
+		}
+		if end.After(ri.WindowStart) {
+			return ri.WindowStart.Add(randomJitter(end.Sub(ri.WindowStart)))
+		}
+		return ri.WindowStart
 	}
 	if err != nil && !errors.Is(err, acme.ErrNoRenewalInfo) {
 		m.log.Warn("ACME renewal information", "serial", leaf.SerialNumber.Text(16), "error", err)

@@ -20,20 +20,21 @@ import (
 	"github.com/edgegate/edgegate/certs/acme"
 )
 
-// fakeACME is an ACME CA in memory that issues 30-day certificates from a
-// root of its own, or fails with err.
+// fakeACME is an ACME CA in memory that issues certificates valid for
+// validity (30 days by default) from a root of its own, or fails with err.
 type fakeACME struct {
-	root    *x509.Certificate
-	rootKey crypto.Signer
-	now     func() time.Time
-	err     error
-	orders  int
-	revoked []string
+	validity time.Duration
+	root     *x509.Certificate
+	rootKey  crypto.Signer
+	now      func() time.Time
+	err      error
+	orders   int
+	revoked  []string
 }
 
 func newFakeACME(t *testing.T, now func() time.Time) *fakeACME {
 	root, key := selfSigned(t, "Fake ACME Root", true, now().Add(-time.Hour), now().Add(10*365*24*time.Hour))
-	return &fakeACME{root: root, rootKey: key, now: now}
+	return &fakeACME{validity: 30 * 24 * time.Hour, root: root, rootKey: key, now: now}
 }
 
 func (f *fakeACME) Obtain(_ context.Context, names []string) (*acme.Certificate, error) {
@@ -49,7 +50,7 @@ func (f *fakeACME) Obtain(_ context.Context, names []string) (*acme.Certificate,
 	now := f.now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial, Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		NotBefore: now, NotAfter: now.Add(30 * 24 * time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		NotBefore: now, NotAfter: now.Add(f.validity), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, f.root, key.Public(), f.rootKey)
 	if err != nil {

@@ -103,6 +103,10 @@ type Manager struct {
 	revoked sync.Map
 
 	acme atomic.Pointer[acmeHolder]
+
+	// wake tells Run that the store changed: a certificate stored since it
+	// last looked (a new, short-lived one) may be due before its timer.
+	wake chan struct{}
 }
 
 // Open loads the store and makes sure the listeners have a certificate to
@@ -111,7 +115,7 @@ func Open(o Options) (*Manager, error) {
 	if o.DB == nil || o.Sealer == nil || o.CA == nil || o.TLS == nil {
 		return nil, errors.New("certs: open: DB, Sealer, CA and TLS are required")
 	}
-	m := &Manager{o: o, db: o.DB, log: o.Logger, now: o.Now}
+	m := &Manager{o: o, db: o.DB, log: o.Logger, now: o.Now, wake: make(chan struct{}, 1)}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -158,7 +162,14 @@ func (m *Manager) view(fn func(tx) error) error {
 }
 
 func (m *Manager) update(fn func(tx) error) error {
-	return m.db.Update(func(t *bbolt.Tx) error { return fn(tx{t, m.o.Sealer}) })
+	err := m.db.Update(func(t *bbolt.Tx) error { return fn(tx{t, m.o.Sealer}) })
+	if err == nil {
+		select {
+		case m.wake <- struct{}{}:
+		default: // Run has a wake-up pending already
+		}
+	}
+	return err
 }
 
 // List returns every certificate, ordered by id.

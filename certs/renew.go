@@ -330,7 +330,8 @@ func (m *Manager) FinishRootRotation() error {
 }
 
 // Run renews due certificates until ctx ends: at start (a gateway that was
-// off for months renews what expired), then whenever the next one is due.
+// off for months renews what expired), then whenever the next one is due,
+// looking again after every change to the store.
 func (m *Manager) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -340,6 +341,8 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+		case <-m.wake:
+			timer.Stop()
 		}
 		if !m.now().Before(caDue) {
 			caDue = m.maintainCA(ctx)

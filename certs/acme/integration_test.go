@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgegate/edgegate/internal/pebbletest"
 )
 
 // testTimeout bounds each ACME call of the Pebble tests; a hang fails the
@@ -46,7 +48,7 @@ func verifyChain(t *testing.T, env *pebbleEnv, cert *Certificate, names ...strin
 	}
 	inter := x509.NewCertPool()
 	inter.AddCert(cert.Issuer)
-	roots := env.issuingRoots(t)
+	roots := env.IssuingRoots(t)
 	for _, n := range names {
 		if _, err := cert.Leaf.Verify(x509.VerifyOptions{DNSName: n, Roots: roots, Intermediates: inter}); err != nil {
 			t.Errorf("verify for %s: %v", n, err)
@@ -62,7 +64,7 @@ func verifyChain(t *testing.T, env *pebbleEnv, cert *Certificate, names ...strin
 // secret reached the log.
 func TestPebbleHTTP01(t *testing.T) {
 	t.Parallel()
-	env := startPebble(t, pebbleOptions{})
+	env := startPebble(t, pebbletest.Options{})
 	ctx := testContext(t)
 	store := newMemStore()
 	logs := &lockedBuffer{}
@@ -99,13 +101,13 @@ func TestPebbleHTTP01(t *testing.T) {
 		t.Errorf("RetryAfter %v, want Pebble's", info.RetryAfter)
 	}
 
-	if st := env.certStatus(t, cert.Leaf.SerialNumber); st.Status != "Valid" {
+	if st := env.CertStatus(t, cert.Leaf.SerialNumber); st.Status != "Valid" {
 		t.Fatalf("before revocation pebble says %q", st.Status)
 	}
 	if err := c.Revoke(ctx, cert.ChainPEM, ReasonSuperseded); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
-	st := env.certStatus(t, cert.Leaf.SerialNumber)
+	st := env.CertStatus(t, cert.Leaf.SerialNumber)
 	if st.Status != "Revoked" || st.Reason == nil || *st.Reason != ReasonSuperseded {
 		t.Errorf("after revocation pebble says %q reason %v, want Revoked reason %d", st.Status, st.Reason, ReasonSuperseded)
 	}
@@ -140,7 +142,7 @@ func TestPebbleHTTP01(t *testing.T) {
 // to the same account.
 func TestPebbleAccountReuse(t *testing.T) {
 	t.Parallel()
-	env := startPebble(t, pebbleOptions{})
+	env := startPebble(t, pebbletest.Options{})
 	ctx := testContext(t)
 	store := newMemStore()
 	cfg := Config{AgreeToTerms: true, Challenges: []Challenge{HTTP01}}
@@ -181,7 +183,7 @@ func pemBody(t *testing.T, data []byte) string {
 // listener answers through ChallengeCertificate.
 func TestPebbleTLSALPN01(t *testing.T) {
 	t.Parallel()
-	env := startPebble(t, pebbleOptions{})
+	env := startPebble(t, pebbletest.Options{})
 	ctx := testContext(t)
 	c := env.client(t, Config{AgreeToTerms: true, Challenges: []Challenge{TLSALPN01}}, newMemStore())
 
@@ -211,7 +213,7 @@ func TestPebbleTLSALPN01(t *testing.T) {
 // asks the system's resolvers whether _acme-challenge names are CNAMEs.
 func TestPebbleDNS01(t *testing.T) {
 	t.Setenv("LEGO_DISABLE_CNAME_SUPPORT", "true")
-	env := startPebble(t, pebbleOptions{})
+	env := startPebble(t, pebbletest.Options{})
 	ctx := testContext(t)
 
 	const user, password = "hook", "hook-password-not-for-logs"
@@ -226,10 +228,10 @@ func TestPebbleDNS01(t *testing.T) {
 		switch r.URL.Path {
 		case "/present":
 			presented.Add(1)
-			env.dns.setTXT(msg.FQDN, msg.Value)
+			env.DNS.SetTXT(msg.FQDN, msg.Value)
 		case "/cleanup":
 			cleaned.Add(1)
-			env.dns.clearTXT(msg.FQDN, msg.Value)
+			env.DNS.ClearTXT(msg.FQDN, msg.Value)
 		default:
 			http.NotFound(w, r)
 		}
@@ -247,7 +249,7 @@ func TestPebbleDNS01(t *testing.T) {
 				"HTTPREQ_USERNAME": user,
 				"HTTPREQ_PASSWORD": password,
 			},
-			Resolvers:       []string{env.dns.addr},
+			Resolvers:       []string{env.DNS.Addr()},
 			PollingInterval: 50 * time.Millisecond,
 		},
 		Logger: debugLogger(logs),
@@ -261,7 +263,7 @@ func TestPebbleDNS01(t *testing.T) {
 	if presented.Load() != 2 || cleaned.Load() != 2 {
 		t.Errorf("hook saw %d presents and %d cleanups, want 2 of each", presented.Load(), cleaned.Load())
 	}
-	if n := env.dns.records(); n != 0 {
+	if n := env.DNS.TXTNames(); n != 0 {
 		t.Errorf("%d TXT records left after the order", n)
 	}
 	if strings.Contains(logs.String(), password) {
@@ -275,12 +277,12 @@ func TestPebbleEAB(t *testing.T) {
 	t.Parallel()
 	const kid = "kid-1"
 	const hmac = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W" // Pebble's sample
-	env := startPebble(t, pebbleOptions{eabKeys: map[string]string{kid: hmac}})
+	env := startPebble(t, pebbletest.Options{EABKeys: map[string]string{kid: hmac}})
 	ctx := testContext(t)
 
 	without := env.client(t, Config{AgreeToTerms: true, Challenges: []Challenge{HTTP01}}, newMemStore())
 	_, err := without.Obtain(ctx, []string{"eab.edgegate.test"})
-	if err == nil || !strings.Contains(err.Error(), "register account at "+env.directoryURL()) {
+	if err == nil || !strings.Contains(err.Error(), "register account at "+env.DirectoryURL()) {
 		t.Fatalf("Obtain without EAB: %v, want a registration error", err)
 	}
 
@@ -306,7 +308,7 @@ func TestPebbleEAB(t *testing.T) {
 // goes through.
 func TestPebbleAccountGone(t *testing.T) {
 	t.Parallel()
-	env := startPebble(t, pebbleOptions{})
+	env := startPebble(t, pebbletest.Options{})
 	ctx := testContext(t)
 	store := newMemStore()
 	logs := &lockedBuffer{}
@@ -316,7 +318,7 @@ func TestPebbleAccountGone(t *testing.T) {
 		t.Fatalf("Obtain: %v", err)
 	}
 
-	env.restart(t)
+	env.Restart(t)
 	cert, err := c.Renew(ctx, []string{"gone.edgegate.test"}, old.Leaf)
 	if err != nil {
 		t.Fatalf("Renew after the CA forgot the account: %v", err)
