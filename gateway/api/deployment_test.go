@@ -150,6 +150,14 @@ func TestDeploymentTLSScopes(t *testing.T) {
 	if w := e.do(e.handler, e.asKey(req{method: "GET", path: "/api/v1/clients"}, admin.ScopeCertificates)); w.Code != 403 {
 		t.Fatalf("certificates key on a broker route: %d; want 403", w.Code)
 	}
+	for _, path := range []string{"/api/certificates", "/api/v1/ca"} {
+		if w := e.do(e.handler, e.asKey(req{method: "GET", path: path}, admin.ScopeBroker)); w.Code != 403 || decodeError(t, w).Code != "forbidden" {
+			t.Fatalf("broker key on %s: %d; want 403 forbidden", path, w.Code)
+		}
+		if w := e.do(e.handler, e.asKey(req{method: "GET", path: path}, admin.ScopeCertificates)); w.Code != 200 {
+			t.Fatalf("certificates key on %s: %d; want 200", path, w.Code)
+		}
+	}
 }
 
 // Seed 001: 6 writes and 60 reads per key and hour; the 7th write gets 429
