@@ -46,6 +46,8 @@ bench: build ## Benchmarks side by side with mosquitto: table, bench-results/ (B
 	scripts/install-test-deps.sh
 	$(GO) build -o dist/bench-loadgen ./test/bench/cmd/loadgen
 	./dist/bench-loadgen -edgegate dist/edgegate -out bench-results
+	@# A full run's report becomes docs/performance.md (commit it); a quick one does not.
+	@if [ -z "$${BENCH_QUICK:-}" ]; then mkdir -p docs && cp bench-results/performance.md docs/performance.md && echo "wrote docs/performance.md"; fi
 
 bench-go: ## In-process Go benchmarks (go test -bench) into bench-results/go-bench.txt, for benchstat
 	@mkdir -p bench-results

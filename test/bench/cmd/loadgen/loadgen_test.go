@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgegate/edgegate/gateway/config"
 )
@@ -360,5 +361,39 @@ func TestFootnotes(t *testing.T) {
 	}
 	if strings.Contains(got, "fanout_q0") || strings.Contains(got, "mosquitto lost") {
 		t.Errorf("footnotes mention a failed run or a loss of 0:\n%s", got)
+	}
+}
+
+func TestWriteMarkdown(t *testing.T) {
+	ratio, met := 0.5, false
+	rep := report{
+		Generated:   time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC),
+		WallSeconds: 420,
+		Complete:    true,
+		Environment: map[string]string{"cpus": "2"},
+		Settings:    map[string]any{"quick": false, "runs": 3},
+		Notes:       []string{"brokers alone on 127.0.0.1"},
+		Footnotes:   []string{"fanin_q0: delivered 98 %"},
+		Metrics: []row{{
+			metric:    metrics()[0],
+			Mosquitto: summarize([]float64{0.7, 0.71, 0.72}),
+			Edgegate:  summarize([]float64{34, 35, 36}),
+			Ratio:     &ratio, Met: &met,
+		}},
+	}
+	var b strings.Builder
+	if err := writeMarkdown(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"on 2026-11-23 14:00 UTC (420 s wall)",
+		"- cpus: `2`",
+		"| RSS per idle TCP connection | KiB/conn | 0.710 [0.700..0.720] | 35.00 [34.00..36.00] | 0.50 | ≤ 16.00 | **no** |",
+		"- fanin_q0: delivered 98 %",
+		"- brokers alone on 127.0.0.1",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
 	}
 }

@@ -404,7 +404,14 @@ func writeOutputs(dir string, rep report) error {
 	if err := writeChart(&png, rep.Metrics, title); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "chart.png"), png.Bytes(), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "chart.png"), png.Bytes(), 0o644); err != nil {
+		return err
+	}
+	var md bytes.Buffer
+	if err := writeMarkdown(&md, rep); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "performance.md"), md.Bytes(), 0o644)
 }
 
 func readTrim(path string) string {
