@@ -367,7 +367,8 @@ func (m *Manager) Update(id string, meta Meta, chain []*x509.Certificate, key cr
 			return fmt.Errorf("%w: the id cannot be changed (%q in the body, %q in the path)", ErrInvalid, meta.ID, id)
 		}
 		meta.ID = id
-		if chain == nil {
+		replaced := chain != nil
+		if !replaced {
 			if chain, err = ParseChainPEM(old.Chain); err != nil {
 				return fmt.Errorf("%w: %q: %w", ErrCorrupt, id, err)
 			}
@@ -380,11 +381,20 @@ func (m *Manager) Update(id string, meta Meta, chain []*x509.Certificate, key cr
 				return err
 			}
 		}
-		r, err := m.newRecord(meta, chain, check, old.Source)
+		// A chain someone uploads is theirs to renew: it is imported now,
+		// whatever issued the one it replaces.
+		source := old.Source
+		if replaced {
+			source = SourceImported
+		}
+		r, err := m.newRecord(meta, chain, check, source)
 		if err != nil {
 			return err
 		}
-		r.Revoked, r.RevocationReason, r.RevokedAt = old.Revoked, old.RevocationReason, old.RevokedAt
+		if !replaced {
+			r.Names, r.Issue = old.Names, old.Issue // what a renewal asks for again
+			r.Revoked, r.RevocationReason, r.RevokedAt = old.Revoked, old.RevocationReason, old.RevokedAt
+		}
 		r.Renewal = old.Renewal
 		if servingChanged && check == nil {
 			return fmt.Errorf("%w: the listeners serve %q, it needs a private key", ErrInvalid, id)

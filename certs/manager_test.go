@@ -497,3 +497,31 @@ func TestRevoke(t *testing.T) {
 		t.Error("expired client accepted")
 	}
 }
+
+// Editing an issued certificate's metadata keeps what its renewal needs;
+// replacing its chain makes it an imported one.
+func TestUpdateKeepsRenewal(t *testing.T) {
+	e := newEnv(t)
+	m := e.open(t)
+	ctx := context.Background()
+	c, err := m.Create(Meta{ID: "s", AutoRenew: true}, IssueParams{Client: true, Subject: "CN=s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Update("s", Meta{AutoRenew: true, Tags: []string{"prod"}}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := m.Renew(ctx, "s")
+	if err != nil || renewed.Serial == c.Serial || renewed.Subject != "CN=s" || renewed.Tags[0] != "prod" {
+		t.Fatalf("renew after a metadata edit: %+v, %v", renewed, err)
+	}
+	now := e.clock.Now()
+	cert, key := selfSigned(t, "mine.example.com", false, now.Add(-time.Hour), now.Add(time.Hour*24*30))
+	replaced, err := m.Update("s", Meta{AutoRenew: true}, []*x509.Certificate{cert}, key)
+	if err != nil || replaced.Source != SourceImported {
+		t.Fatalf("replaced chain: %+v, %v", replaced, err)
+	}
+	if _, err := m.Renew(ctx, "s"); !errors.Is(err, ErrNotRenewable) {
+		t.Fatalf("renewing an uploaded chain: %v, want ErrNotRenewable", err)
+	}
+}
