@@ -232,7 +232,7 @@ func run() int {
 			fmt.Printf("TLS %s: %s\n", kind, tlsInfo[kind])
 		}
 	}
-	fmt.Println("targets: RSS from DESIGN.md; loss must be 0; the others are parity bands set in test/bench/cmd/loadgen/report.go")
+	fmt.Println("targets: the benchmark issue's table (RSS also in DESIGN.md), in test/bench/cmd/loadgen/report.go; QoS 1 loss must be 0")
 
 	code := 0
 	if !complete {
