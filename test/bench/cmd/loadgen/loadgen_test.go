@@ -3,8 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"image/png"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -389,11 +392,29 @@ func TestWriteMarkdown(t *testing.T) {
 		"on 2026-11-23 14:00 UTC (420 s wall)",
 		"- cpus: `2`",
 		"| RSS per idle TCP connection | KiB/conn | 0.710 [0.700..0.720] | 35.00 [34.00..36.00] | 0.50 | ≤ 16.00 | **no** |",
+		"Memory per 1,000 idle sensors over TCP: edgegate 34.2 MiB, mosquitto 0.7 MiB.",
 		"- fanin_q0: delivered 98 %",
 		"- brokers alone on 127.0.0.1",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
+	}
+
+	// -render gives the same report from the run's results.json.
+	path := filepath.Join(t.TempDir(), "results.json")
+	data, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var again strings.Builder
+	if err := renderMarkdown(path, &again); err != nil {
+		t.Fatal(err)
+	}
+	if again.String() != b.String() {
+		t.Errorf("rendered from JSON:\n%s\nwant:\n%s", again.String(), b.String())
 	}
 }

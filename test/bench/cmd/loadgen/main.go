@@ -62,7 +62,15 @@ func run() int {
 	edgegateBin := flag.String("edgegate", "dist/edgegate", "edgegate binary")
 	mosquittoBin := flag.String("mosquitto", "mosquitto", "mosquitto binary")
 	outDir := flag.String("out", "bench-results", "directory for results.json, chart.png and broker logs")
+	render := flag.String("render", "", "only write the Markdown report of this results.json to stdout")
 	flag.Parse()
+	if *render != "" {
+		if err := renderMarkdown(*render, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			return 1
+		}
+		return 0
+	}
 
 	s, err := settingsFromEnv()
 	if err != nil {

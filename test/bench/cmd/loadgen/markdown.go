@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 )
@@ -32,7 +34,7 @@ func writeMarkdown(w io.Writer, rep report) error {
 		fmt.Fprintf(&b, "- %s: `%s`\n", k, strings.ReplaceAll(rep.Environment[k], "`", "'"))
 	}
 
-	runs, _ := rep.Settings["runs"].(int)
+	runs := settingInt(rep.Settings["runs"])
 	b.WriteString("\n## Results\n\n| metric | unit | mosquitto | edgegate | ratio | target | met |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range rep.Metrics {
 		ratio := "n/a"
@@ -45,6 +47,12 @@ func writeMarkdown(w io.Writer, rep report) error {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", r.Title, r.Unit,
 			formatSummary(r.Mosquitto, runs), formatSummary(r.Edgegate, runs), ratio, r.Target, met)
+	}
+	for _, r := range rep.Metrics {
+		if (r.ID == "rss_tcp" || r.ID == "rss_tls") && r.Edgegate.ok() {
+			fmt.Fprintf(&b, "\nMemory per 1,000 idle sensors over %s: edgegate %.1f MiB, mosquitto %.1f MiB.\n",
+				strings.ToUpper(strings.TrimPrefix(r.ID, "rss_")), r.Edgegate.Median*1000/1024, r.Mosquitto.Median*1000/1024)
+		}
 	}
 	if len(rep.Footnotes) > 0 {
 		b.WriteString("\nWhat the medians hide:\n\n")
@@ -60,4 +68,29 @@ func writeMarkdown(w io.Writer, rep report) error {
 		"Per-run numbers, including CPU of broker and generator and latency percentiles, are in\n`bench-results/results.json` of the run; test/bench/README.md explains each scenario.\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// settingInt reads a number of the report's settings, an int when the
+// report was just made and a float64 when it was read back from JSON.
+func settingInt(v any) int {
+	switch n := v.(type) {
+	case int:
+		return n
+	case float64:
+		return int(n)
+	}
+	return 0
+}
+
+// renderMarkdown writes the report of an earlier run's results.json.
+func renderMarkdown(path string, w io.Writer) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var rep report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return writeMarkdown(w, rep)
 }
