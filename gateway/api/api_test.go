@@ -815,10 +815,19 @@ func TestRequestErrors(t *testing.T) {
 	t.Run("missing dependencies answer 503", func(t *testing.T) {
 		t.Parallel()
 		a := New(Options{})
-		for _, path := range []string{"/api/v1/clients", "/api/v1/traces", "/api/v1/settings", "/metrics"} {
+		for _, path := range []string{"/api/v1/clients", "/api/v1/traces", "/api/v1/settings", "/metrics",
+			"/api/certificates", "/api/v1/certificates/x", "/api/v1/ca"} {
 			w := httptest.NewRecorder()
 			r := httptest.NewRequest("GET", path, nil)
 			a.LocalHandler().ServeHTTP(w, r)
+			if w.Code != 503 {
+				t.Errorf("GET %s without its dependency: %d", path, w.Code)
+			}
+		}
+		// The public routes, which only the TCP handler serves.
+		for _, path := range []string{"/pki/ca", "/.well-known/jwks.json"} {
+			w := httptest.NewRecorder()
+			a.Handler().ServeHTTP(w, httptest.NewRequest("GET", path, nil))
 			if w.Code != 503 {
 				t.Errorf("GET %s without its dependency: %d", path, w.Code)
 			}

@@ -26,21 +26,29 @@ import (
 var certificatePrefixes = []string{"/api/v1/certificates", "/api/certificates"}
 
 func (a *API) certificateRoutes() {
+	route := func(pattern string, h handlerFunc) {
+		a.scoped(admin.ScopeCertificates, pattern, func(w http.ResponseWriter, r *http.Request) error {
+			if a.o.Certificates == nil {
+				return unavailable("the certificate store")
+			}
+			return h(w, r)
+		})
+	}
 	for _, p := range certificatePrefixes {
-		a.scoped(admin.ScopeCertificates, "GET "+p, a.listCertificates)
-		a.scoped(admin.ScopeCertificates, "POST "+p, a.createCertificate)
-		a.scoped(admin.ScopeCertificates, "POST "+p+"/_import", a.importCertificate)
-		a.scoped(admin.ScopeCertificates, "POST "+p+"/_renew", a.renewCertificates)
-		a.scoped(admin.ScopeCertificates, "POST "+p+"/_create", a.issueCertificate)
-		a.scoped(admin.ScopeCertificates, "POST "+p+"/_sign", a.signCSR)
-		a.scoped(admin.ScopeCertificates, "POST "+p+"/_letsencrypt", a.obtainACMECertificate)
-		a.scoped(admin.ScopeCertificates, "POST "+p+"/{id}/_revoke", a.revokeCertificate)
-		a.scoped(admin.ScopeCertificates, "GET "+p+"/{id}", a.getCertificate)
-		a.scoped(admin.ScopeCertificates, "PUT "+p+"/{id}", a.putCertificate)
-		a.scoped(admin.ScopeCertificates, "PATCH "+p+"/{id}", a.patchCertificate)
-		a.scoped(admin.ScopeCertificates, "DELETE "+p+"/{id}", a.deleteCertificate)
-		a.scoped(admin.ScopeCertificates, "GET "+p+"/{id}/valid", a.certificateValidity)
-		a.scoped(admin.ScopeCertificates, "POST "+p+"/{id}/_export", a.exportCertificate)
+		route("GET "+p, a.listCertificates)
+		route("POST "+p, a.createCertificate)
+		route("POST "+p+"/_import", a.importCertificate)
+		route("POST "+p+"/_renew", a.renewCertificates)
+		route("POST "+p+"/_create", a.issueCertificate)
+		route("POST "+p+"/_sign", a.signCSR)
+		route("POST "+p+"/_letsencrypt", a.obtainACMECertificate)
+		route("POST "+p+"/{id}/_revoke", a.revokeCertificate)
+		route("GET "+p+"/{id}", a.getCertificate)
+		route("PUT "+p+"/{id}", a.putCertificate)
+		route("PATCH "+p+"/{id}", a.patchCertificate)
+		route("DELETE "+p+"/{id}", a.deleteCertificate)
+		route("GET "+p+"/{id}/valid", a.certificateValidity)
+		route("POST "+p+"/{id}/_export", a.exportCertificate)
 	}
 }
 
@@ -100,9 +108,6 @@ func certificateError(err error, id string) error {
 }
 
 func (a *API) listCertificates(w http.ResponseWriter, r *http.Request) error {
-	if a.o.Certificates == nil {
-		return unavailable("the certificate store")
-	}
 	list, err := a.o.Certificates.List()
 	if err != nil {
 		return err
@@ -115,9 +120,6 @@ func (a *API) listCertificates(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getCertificate(w http.ResponseWriter, r *http.Request) error {
-	if a.o.Certificates == nil {
-		return unavailable("the certificate store")
-	}
 	id := r.PathValue("id")
 	c, err := a.o.Certificates.Get(id)
 	if err != nil {
@@ -128,9 +130,6 @@ func (a *API) getCertificate(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) createCertificate(w http.ResponseWriter, r *http.Request) error {
-	if a.o.Certificates == nil {
-		return unavailable("the certificate store")
-	}
 	var body certificateBody
 	if err := a.decodeJSON(w, r, &body); err != nil {
 		return err
@@ -184,9 +183,6 @@ type importRequest struct {
 }
 
 func (a *API) importCertificate(w http.ResponseWriter, r *http.Request) error {
-	if a.o.Certificates == nil {
-		return unavailable("the certificate store")
-	}
 	var req importRequest
 	if err := a.decodeJSON(w, r, &req); err != nil {
 		return err
@@ -203,9 +199,6 @@ func (a *API) importCertificate(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) putCertificate(w http.ResponseWriter, r *http.Request) error {
-	if a.o.Certificates == nil {
-		return unavailable("the certificate store")
-	}
 	var body certificateBody
 	if err := a.decodeJSON(w, r, &body); err != nil {
 		return err
@@ -245,9 +238,6 @@ func (a *API) updateCertificate(w http.ResponseWriter, r *http.Request, id strin
 // application/merge-patch+json) or a JSON Patch (RFC 6902;
 // application/json-patch+json) of the entity as GET shows it.
 func (a *API) patchCertificate(w http.ResponseWriter, r *http.Request) error {
-	if a.o.Certificates == nil {
-		return unavailable("the certificate store")
-	}
 	if err := requireJSON(r); err != nil {
 		return err
 	}
@@ -285,9 +275,6 @@ func (a *API) patchCertificate(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) deleteCertificate(w http.ResponseWriter, r *http.Request) error {
-	if a.o.Certificates == nil {
-		return unavailable("the certificate store")
-	}
 	id := r.PathValue("id")
 	if err := a.o.Certificates.Delete(id); err != nil {
 		return certificateError(err, id)
@@ -304,9 +291,6 @@ type validity struct {
 }
 
 func (a *API) certificateValidity(w http.ResponseWriter, r *http.Request) error {
-	if a.o.Certificates == nil {
-		return unavailable("the certificate store")
-	}
 	id := r.PathValue("id")
 	c, err := a.o.Certificates.Get(id)
 	if err != nil {
@@ -327,9 +311,6 @@ type renewResult struct {
 // renewCertificates renews one certificate ({"id": …}) now, or, with an
 // empty body or no id, every auto-renewed certificate that is due.
 func (a *API) renewCertificates(w http.ResponseWriter, r *http.Request) error {
-	if a.o.Certificates == nil {
-		return unavailable("the certificate store")
-	}
 	body, err := a.readBody(w, r)
 	if err != nil {
 		return err
@@ -388,9 +369,6 @@ type exportResult struct {
 // exportCertificate is the one route that returns a private key: keys are
 // write-only everywhere else.
 func (a *API) exportCertificate(w http.ResponseWriter, r *http.Request) error {
-	if a.o.Certificates == nil {
-		return unavailable("the certificate store")
-	}
 	var req exportRequest
 	if err := a.decodeJSON(w, r, &req); err != nil {
 		return err
@@ -494,9 +472,6 @@ func (req createRequest) params() certs.IssueParams {
 }
 
 func (a *API) issueCertificate(w http.ResponseWriter, r *http.Request) error {
-	if a.o.Certificates == nil {
-		return unavailable("the certificate store")
-	}
 	var req createRequest
 	if err := a.decodeJSON(w, r, &req); err != nil {
 		return err
@@ -513,9 +488,6 @@ type signRequest struct {
 }
 
 func (a *API) signCSR(w http.ResponseWriter, r *http.Request) error {
-	if a.o.Certificates == nil {
-		return unavailable("the certificate store")
-	}
 	var req signRequest
 	if err := a.decodeJSON(w, r, &req); err != nil {
 		return err
@@ -533,9 +505,6 @@ type revokeRequest struct {
 }
 
 func (a *API) revokeCertificate(w http.ResponseWriter, r *http.Request) error {
-	if a.o.Certificates == nil {
-		return unavailable("the certificate store")
-	}
 	var req revokeRequest
 	body, err := a.readBody(w, r)
 	if err != nil {
@@ -568,9 +537,6 @@ type letsEncryptRequest struct {
 }
 
 func (a *API) obtainACMECertificate(w http.ResponseWriter, r *http.Request) error {
-	if a.o.Certificates == nil {
-		return unavailable("the certificate store")
-	}
 	var req letsEncryptRequest
 	if err := a.decodeJSON(w, r, &req); err != nil {
 		return err
