@@ -311,6 +311,7 @@ type renewResult struct {
 // renewCertificates renews one certificate ({"id": …}) now, or, with an
 // empty body or no id, every auto-renewed certificate that is due.
 func (a *API) renewCertificates(w http.ResponseWriter, r *http.Request) error {
+	allowSlowAnswer(w)
 	body, err := a.readBody(w, r)
 	if err != nil {
 		return err
@@ -537,6 +538,7 @@ type letsEncryptRequest struct {
 }
 
 func (a *API) obtainACMECertificate(w http.ResponseWriter, r *http.Request) error {
+	allowSlowAnswer(w)
 	var req letsEncryptRequest
 	if err := a.decodeJSON(w, r, &req); err != nil {
 		return err
@@ -559,4 +561,13 @@ func (a *API) obtainACMECertificate(w http.ResponseWriter, r *http.Request) erro
 		return errorf(http.StatusBadGateway, "acme_failed", "%s", strings.TrimPrefix(err.Error(), "certs: "))
 	}
 	return a.answerCreated(w, r, "ACME certificate obtained", c, nil)
+}
+
+// slowAnswer bounds routes that wait for an ACME CA (an order polls for
+// minutes at worst, see acme.DefaultTimeout) instead of the server's write
+// timeout, which would cut the answer off while the order goes on.
+const slowAnswer = 4 * time.Minute
+
+func allowSlowAnswer(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(slowAnswer))
 }

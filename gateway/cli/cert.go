@@ -80,6 +80,10 @@ rotate   starts a root rotation: a new root and intermediate; both roots
 // "expiring": the first of the gateway's expiry alarms.
 const expiringWithin = 30 * 24 * time.Hour
 
+// renewTimeout bounds "cert renew", which may wait for an ACME order (the
+// daemon gives such routes four minutes).
+const renewTimeout = 4*time.Minute + 30*time.Second
+
 // Cert runs "edgegate cert VERB ..." (command "cert") or "edgegate ca VERB
 // ..." (command "ca") against the running daemon and returns the exit code:
 // 0 on success, 1 on failure, 2 for a wrong command line.
@@ -795,6 +799,9 @@ func (c *certCmd) renew(ctx context.Context, id string) error {
 	var res struct {
 		Renewed []string `json:"renewed"`
 	}
+	// A renewal may wait for an ACME CA: the daemon allows it minutes.
+	ctx, cancel := context.WithTimeout(ctx, renewTimeout)
+	defer cancel()
 	if err := c.d.call(ctx, "POST", "/api/v1/certificates/_renew", body, &res); err != nil {
 		return err
 	}

@@ -36,8 +36,9 @@ const (
 	exitUsage = 2
 )
 
-// requestTimeout bounds one API call; hashing a password with a high PBKDF2
-// work factor on a small board takes a fraction of it.
+// requestTimeout bounds one API call that has no deadline of its own;
+// hashing a password with a high PBKDF2 work factor on a small board takes
+// a fraction of it.
 const requestTimeout = 30 * time.Second
 
 // errHelp asks for the usage text (exit code 0).
@@ -72,7 +73,6 @@ func newDaemon(dataDir string) *daemon {
 	return &daemon{
 		socket: socket,
 		hc: &http.Client{
-			Timeout: requestTimeout,
 			Transport: &http.Transport{
 				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 					return d.DialContext(ctx, "unix", socket)
@@ -87,6 +87,11 @@ func newDaemon(dataDir string) *daemon {
 // into out (when not nil). It returns errDaemonDown when the socket is
 // missing or refuses: nothing was sent, so the caller may fall back.
 func (d *daemon) call(ctx context.Context, method, path string, body, out any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+	}
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
