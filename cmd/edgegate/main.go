@@ -57,13 +57,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err := fs.Parse(args); err != nil {
 			return 2
 		}
-		switch verb {
-		case "user":
-			return cli.User(ctx, *dataDir, fs.Args(), stdin, stdout, stderr)
-		case "trace":
-			return cli.Trace(ctx, *dataDir, fs.Args(), stdout, stderr)
-		}
-		return cli.Cert(ctx, verb, *dataDir, fs.Args(), stdin, stdout, stderr)
+		return cli.Run(ctx, verb, *dataDir, fs.Args(), stdin, stdout, stderr)
 	case "serve":
 		if err := fs.Parse(args); err != nil {
 			return 2

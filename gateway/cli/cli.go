@@ -1,6 +1,7 @@
 // Package cli implements the edgegate subcommands that manage a gateway
-// from its own shell: "edgegate user" (MQTT username/password accounts) and
-// "edgegate trace" (client and topic traces).
+// from its own shell: "edgegate user" (MQTT username/password accounts),
+// "edgegate trace" (client and topic traces), "edgegate cert" and
+// "edgegate ca" (the certificate store and the local CA).
 //
 // The commands talk to the running daemon through the admin API on the unix
 // socket <data>/edgegate.sock, whose file permissions authenticate them.
@@ -59,6 +60,22 @@ func (e *apiError) Error() string {
 		return fmt.Sprintf("the daemon answered %d %s", e.Status, http.StatusText(e.Status))
 	}
 	return e.Message
+}
+
+// Run runs the subcommand verb ("user", "trace", "cert" or "ca") with its
+// arguments and returns its exit code: 0 on success, 1 on failure, 2 for a
+// wrong command line.
+func Run(ctx context.Context, verb, dataDir string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	switch verb {
+	case "user":
+		return User(ctx, dataDir, args, stdin, stdout, stderr)
+	case "trace":
+		return Trace(ctx, dataDir, args, stdout, stderr)
+	case "cert", "ca":
+		return Cert(ctx, verb, dataDir, args, stdin, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "edgegate: unknown command %q\n", verb)
+	return exitUsage
 }
 
 // daemon is an admin API client on the unix socket.

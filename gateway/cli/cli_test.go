@@ -350,3 +350,10 @@ func TestReadPasswordLine(t *testing.T) {
 		}
 	}
 }
+
+func TestRunUnknownVerb(t *testing.T) {
+	var stderr strings.Builder
+	if code := Run(t.Context(), "nope", t.TempDir(), nil, strings.NewReader(""), io.Discard, &stderr); code != exitUsage || !strings.Contains(stderr.String(), `"nope"`) {
+		t.Fatalf("Run(nope) = %d, %q; want %d naming the verb", code, stderr.String(), exitUsage)
+	}
+}
