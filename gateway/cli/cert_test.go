@@ -6,8 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"net"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,15 +53,7 @@ func startCertDaemon(t *testing.T) *certEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := api.New(api.Options{Certificates: m, Authority: local})
-	ln, err := net.Listen("unix", filepath.Join(dataDir, SocketName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(a.LocalHandler())
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
+	serveAPI(t, dataDir, api.New(api.Options{Certificates: m, Authority: local}))
 	return &certEnv{dataDir: dataDir, certs: m, ca: local}
 }
 

@@ -73,15 +73,7 @@ func startDaemon(t *testing.T) *daemonEnv {
 	}
 	tracer := trace.New(trace.Options{Dir: filepath.Join(dataDir, "traces")})
 	t.Cleanup(func() { _ = tracer.Stop() })
-	a := api.New(api.Options{Users: users, Settings: testSettings{eff}, Traces: tracer})
-	ln, err := net.Listen("unix", filepath.Join(dataDir, SocketName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(a.LocalHandler())
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
+	serveAPI(t, dataDir, api.New(api.Options{Users: users, Settings: testSettings{eff}, Traces: tracer}))
 	return &daemonEnv{dataDir: dataDir, users: users, traces: tracer}
 }
 
@@ -356,4 +348,18 @@ func TestRunUnknownVerb(t *testing.T) {
 	if code := Run(t.Context(), "nope", t.TempDir(), nil, strings.NewReader(""), io.Discard, &stderr); code != exitUsage || !strings.Contains(stderr.String(), `"nope"`) {
 		t.Fatalf("Run(nope) = %d, %q; want %d naming the verb", code, stderr.String(), exitUsage)
 	}
+}
+
+// serveAPI serves a's local handler on the admin socket of dataDir, as the
+// daemon does, until the test ends.
+func serveAPI(t *testing.T, dataDir string, a *api.API) {
+	t.Helper()
+	ln, err := net.Listen("unix", filepath.Join(dataDir, SocketName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(a.LocalHandler())
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
 }
