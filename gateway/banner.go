@@ -9,7 +9,7 @@ import (
 
 // printBanner writes what an operator needs after start: where to connect,
 // the CA to trust and, until the admin password is set, the setup code.
-func (g *Gateway) printBanner(apiAddr string) error {
+func (g *Gateway) printBanner(apiAddr, webAddr string) error {
 	code, _, err := g.admin.EnsureSetupCode()
 	if err != nil {
 		return fmt.Errorf("setup code: %w", err)
@@ -19,10 +19,13 @@ func (g *Gateway) printBanner(apiAddr string) error {
 	for _, l := range g.broker.Listeners() {
 		fmt.Fprintf(w, "listener %s\t%s\n", l.Name, listenerURL(l.Type, l.Address, l.Path))
 	}
+	if webAddr != "" {
+		fmt.Fprintf(w, "web ui\thttps://%s/\n", displayAddr(webAddr))
+	}
 	fmt.Fprintf(w, "admin api\thttp://%s/api/v1\n", displayAddr(apiAddr))
 	fmt.Fprintf(w, "local ca\tSHA256 %s\n", g.ca.RootFingerprint())
 	if code != "" {
-		fmt.Fprintf(w, "setup code\t%s\t(one use: POST /api/v1/setup)\n", code)
+		fmt.Fprintf(w, "setup code\t%s\t(one use: open the web UI, or POST /api/v1/setup)\n", code)
 	}
 	fmt.Fprintln(w, "ready")
 	return w.Flush()

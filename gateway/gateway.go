@@ -38,6 +38,7 @@ import (
 	"github.com/edgegate/edgegate/gateway/config"
 	"github.com/edgegate/edgegate/gateway/store"
 	"github.com/edgegate/edgegate/systemd"
+	"github.com/edgegate/edgegate/webui"
 )
 
 // SocketName is the admin socket in the data directory that the CLI uses.
@@ -77,6 +78,7 @@ type Gateway struct {
 	admin    *admin.Credentials
 	broker   *broker.Broker
 	api      *api.API
+	ui       *webui.UI
 	log      *slog.Logger
 }
 
@@ -135,10 +137,17 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 	}); err != nil {
 		return nil, err
 	}
+	limiter := admin.NewFailLimiter(10, time.Minute)
 	g.api = api.New(api.Options{
-		Admin: g.admin, Users: g.users, Broker: g.broker, Settings: settings, Stats: g.broker,
+		Admin: g.admin, Limiter: limiter, Users: g.users, Broker: g.broker, Settings: settings, Stats: g.broker,
 		Traces: g.broker.Tracer(), Certificates: g.certs, Authority: g.ca, ACMEChallenges: g.certs.ACMEHTTPHandler(), DeploymentID: cfg.Node, MaxBodyBytes: cfg.API.MaxBodyBytes, Logger: o.Logger.With("component", "api"),
 	})
+	if cfg.API.HTTPSBind != "" {
+		g.ui = webui.New(webui.Options{
+			Admin: g.admin, Limiter: limiter, Broker: g.broker, Users: g.users, Settings: settings,
+			Certificates: g.certs, Authority: g.ca, Version: o.Version, Logger: o.Logger.With("component", "webui"),
+		})
+	}
 	return g, nil
 }
 
@@ -195,26 +204,47 @@ func (g *Gateway) Run(ctx context.Context) error {
 		_ = g.broker.Close()
 		return fmt.Errorf("admin API on %s: %w", cfg.API.Bind, err)
 	}
+	var webLn net.Listener
+	httpsPort := ""
+	if g.ui != nil {
+		if webLn, err = lc.Listen(ctx, "tcp", cfg.API.HTTPSBind); err != nil {
+			_ = apiLn.Close()
+			_ = g.broker.Close()
+			return fmt.Errorf("web UI on %s: %w", cfg.API.HTTPSBind, err)
+		}
+		_, httpsPort, _ = net.SplitHostPort(webLn.Addr().String())
+	}
 	sockLn, err := listenUnix(ctx, filepath.Join(g.opts.DataDir, SocketName))
 	if err != nil {
 		_ = apiLn.Close()
+		if webLn != nil {
+			_ = webLn.Close()
+		}
 		_ = g.broker.Close()
 		return err
 	}
-	apiSrv := api.NewServer(g.api.Handler())
-	sockSrv := api.NewServer(g.api.LocalHandler())
-	var wg sync.WaitGroup
-	serve := func(srv *http.Server, ln net.Listener) {
-		defer wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			g.log.Error("admin server stopped", "address", ln.Addr().String(), "error", err)
-		}
+	servers := []*http.Server{api.NewServer(g.httpHandler(httpsPort)), api.NewServer(g.api.LocalHandler())}
+	listeners := []net.Listener{apiLn, sockLn}
+	webAddr := ""
+	if webLn != nil {
+		webSrv := api.NewServer(g.httpsHandler())
+		webSrv.TLSConfig = g.webTLSConfig()
+		servers = append(servers, webSrv)
+		listeners = append(listeners, tls.NewListener(webLn, webSrv.TLSConfig))
+		webAddr = webLn.Addr().String()
 	}
-	wg.Add(2)
-	go serve(apiSrv, apiLn)
-	go serve(sockSrv, sockLn)
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		wg.Add(1)
+		go func(srv *http.Server, ln net.Listener) {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.log.Error("web server stopped", "address", ln.Addr().String(), "error", err)
+			}
+		}(srv, listeners[i])
+	}
 
-	if err := g.printBanner(apiLn.Addr().String()); err != nil {
+	if err := g.printBanner(apiLn.Addr().String(), webAddr); err != nil {
 		g.log.Warn("print start banner", "error", err)
 	}
 	notify := g.opts.Notifier
@@ -240,8 +270,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	_ = notify.Stopping()
 	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	_ = apiSrv.Shutdown(stopCtx)
-	_ = sockSrv.Shutdown(stopCtx)
+	if g.ui != nil {
+		g.ui.Close() // websockets are hijacked: Shutdown does not end them
+	}
+	for _, srv := range servers {
+		_ = srv.Shutdown(stopCtx)
+	}
 	brokerErr := g.broker.Close()
 	wg.Wait()
 	return brokerErr

@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	// The image ships no zoneinfo; the timezone setting needs the database.
+	_ "time/tzdata"
 
 	"github.com/edgegate/edgegate/gateway"
 	"github.com/edgegate/edgegate/gateway/cli"

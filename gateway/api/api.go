@@ -59,11 +59,9 @@ type Options struct {
 	// MaxBodyBytes limits request bodies; 0 means the live settings'
 	// api.max_body_bytes, or DefaultMaxBodyBytes without Settings.
 	MaxBodyBytes int64
-	// FailedAuthLimit failed authentications (or wrong setup codes) from
-	// one IP address within FailedAuthWindow block it until the window
-	// ends. Zero means 10 per minute.
-	FailedAuthLimit  int
-	FailedAuthWindow time.Duration
+	// Limiter counts failed authentications (and wrong setup codes) by IP
+	// address; the web UI shares it. Nil means 10 per minute, not shared.
+	Limiter *admin.FailLimiter
 
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
@@ -75,7 +73,7 @@ type API struct {
 	o       Options
 	log     *slog.Logger
 	mux     *http.ServeMux
-	limiter *failLimiter
+	limiter *admin.FailLimiter
 }
 
 // New returns the API on the given dependencies.
@@ -86,17 +84,14 @@ func New(o Options) *API {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.FailedAuthLimit <= 0 {
-		o.FailedAuthLimit = 10
-	}
-	if o.FailedAuthWindow <= 0 {
-		o.FailedAuthWindow = time.Minute
+	if o.Limiter == nil {
+		o.Limiter = admin.NewFailLimiter(10, time.Minute)
 	}
 	a := &API{
 		o:       o,
 		log:     o.Logger,
 		mux:     http.NewServeMux(),
-		limiter: newFailLimiter(o.FailedAuthLimit, o.FailedAuthWindow),
+		limiter: o.Limiter,
 	}
 	a.routes()
 	return a
@@ -126,10 +121,18 @@ func isLocal(r *http.Request) bool {
 	return v
 }
 
-// Handler returns the API for the TCP listener: loopback clients only,
-// Basic authentication, and cross-origin browser requests refused so a web
-// page cannot use credentials a browser cached (CSRF).
-func (a *API) Handler() http.Handler {
+// Handler returns the API for the plain-HTTP listener: loopback clients
+// only (a password must not cross the network in clear), Basic
+// authentication, and cross-origin browser requests refused so a web page
+// cannot use credentials a browser cached (CSRF). The public PKI routes
+// and ACME challenges answer everyone.
+func (a *API) Handler() http.Handler { return a.handler(true) }
+
+// TLSHandler returns the API for the HTTPS listener, which the web UI
+// shares: as Handler, but credentials may come from any address.
+func (a *API) TLSHandler() http.Handler { return a.handler(false) }
+
+func (a *API) handler(loopbackOnly bool) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, errorf(http.StatusForbidden, "cross_origin", "cross-origin browser requests are not allowed"))
@@ -149,8 +152,8 @@ func (a *API) Handler() http.Handler {
 			a.o.ACMEChallenges.ServeHTTP(w, r)
 			return
 		}
-		if !isLoopback(r.RemoteAddr) {
-			a.writeError(w, r, errorf(http.StatusForbidden, "not_loopback", "the admin API answers on the loopback interface only"))
+		if loopbackOnly && !isLoopback(r.RemoteAddr) {
+			a.writeError(w, r, errorf(http.StatusForbidden, "not_loopback", "over plain HTTP the admin API answers on the loopback interface only; use HTTPS"))
 			return
 		}
 		inner.ServeHTTP(w, r)

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/admin"
@@ -50,7 +49,7 @@ func (a *API) authenticate(r *http.Request) (principal, error) {
 	}
 	ip := clientIP(r)
 	now := a.o.Now()
-	if wait := a.limiter.retryAfter(ip, now); wait > 0 {
+	if wait := a.limiter.RetryAfter(ip, now); wait > 0 {
 		return principal{}, tooManyAttempts(wait)
 	}
 	user, pass, ok := r.BasicAuth()
@@ -69,7 +68,7 @@ func (a *API) authenticate(r *http.Request) (principal, error) {
 			return principal{author: "apikey:" + k.ID, scopes: k.Scopes, keyID: k.ID}, nil
 		}
 	}
-	a.limiter.fail(ip, now)
+	a.limiter.Fail(ip, now)
 	return principal{}, errorf(http.StatusUnauthorized, "unauthorized", "wrong username or password")
 }
 
@@ -91,64 +90,6 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// failLimiter blocks an address after max failures within a fixed window
-// that starts with its first failure.
-type failLimiter struct {
-	max    int
-	window time.Duration
-
-	mu sync.Mutex
-	m  map[string]*failWindow
-}
-
-type failWindow struct {
-	start time.Time
-	n     int
-}
-
-// maxTracked bounds the limiter's memory; past it, expired entries are
-// dropped.
-const maxTracked = 4096
-
-func newFailLimiter(limit int, window time.Duration) *failLimiter {
-	return &failLimiter{max: limit, window: window, m: map[string]*failWindow{}}
-}
-
-// retryAfter returns how long key stays blocked, or 0.
-func (l *failLimiter) retryAfter(key string, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	w := l.m[key]
-	if w == nil || w.n < l.max {
-		return 0
-	}
-	end := w.start.Add(l.window)
-	if !now.Before(end) {
-		delete(l.m, key)
-		return 0
-	}
-	return end.Sub(now)
-}
-
-// fail records a failed attempt by key.
-func (l *failLimiter) fail(key string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	w := l.m[key]
-	if w == nil || !now.Before(w.start.Add(l.window)) {
-		if len(l.m) >= maxTracked {
-			for k, v := range l.m {
-				if !now.Before(v.start.Add(l.window)) {
-					delete(l.m, k)
-				}
-			}
-		}
-		w = &failWindow{start: now}
-		l.m[key] = w
-	}
-	w.n++
-}
-
 // setupRequest is the body of POST /api/v1/setup.
 type setupRequest struct {
 	SetupCode string `json:"setup_code"`
@@ -162,7 +103,7 @@ func (a *API) setup(w http.ResponseWriter, r *http.Request) error {
 		return unavailable("setup")
 	}
 	ip, now := clientIP(r), a.o.Now()
-	if wait := a.limiter.retryAfter(ip, now); wait > 0 {
+	if wait := a.limiter.RetryAfter(ip, now); wait > 0 {
 		return tooManyAttempts(wait)
 	}
 	var req setupRequest
@@ -179,7 +120,7 @@ func (a *API) setup(w http.ResponseWriter, r *http.Request) error {
 	case errors.Is(err, admin.ErrSetupDone):
 		return errorf(http.StatusConflict, "setup_done", "setup is already done; the admin password is set")
 	case errors.Is(err, admin.ErrBadSetupCode):
-		a.limiter.fail(ip, now)
+		a.limiter.Fail(ip, now)
 		return errorf(http.StatusForbidden, "bad_setup_code", "wrong setup code; the current code is printed on the console when edgegate starts")
 	case errors.As(err, &weak):
 		return errorf(http.StatusUnprocessableEntity, "weak_password", "the password is too weak: %s", weak.Reason)
@@ -211,7 +152,7 @@ func (a *API) changeAdminPassword(w http.ResponseWriter, r *http.Request) error 
 	case errors.Is(err, admin.ErrSetupRequired):
 		return errorf(http.StatusConflict, "setup_required", "no admin password is set yet; use POST /api/v1/setup")
 	case errors.Is(err, admin.ErrWrongPassword):
-		a.limiter.fail(clientIP(r), a.o.Now())
+		a.limiter.Fail(clientIP(r), a.o.Now())
 		return errorf(http.StatusForbidden, "wrong_password", "the current password is wrong")
 	case errors.As(err, &weak):
 		return errorf(http.StatusUnprocessableEntity, "weak_password", "the password is too weak: %s", weak.Reason)

@@ -65,6 +65,8 @@ type Broker struct {
 	tracer    *trace.Tracer
 	log       *slog.Logger
 
+	clientWatchers clientWatchers
+
 	// live mirrors listeners for connHook.OnConnect, which must not take
 	// mu: ApplyListeners holds mu while a stopping listener waits for its
 	// connection goroutines, one of which may be in OnConnect.

@@ -71,6 +71,7 @@ func (h *connHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 // OnSessionEstablished runs once the CONNACK is sent.
 func (h *connHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	h.connectedAt.Store(cl.ID, time.Now().UTC())
+	h.broker.clientWatchers.notify("connected", cl)
 	if held, ok := h.held.LoadAndDelete(cl); ok {
 		if err := resendHeld(cl, held.([]packets.Packet)); err != nil {
 			h.broker.log.Debug("resend queued messages", "client", cl.ID, "error", err)
@@ -79,6 +80,7 @@ func (h *connHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 }
 
 func (h *connHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	h.broker.clientWatchers.notify("disconnected", cl)
 	if expire && !cl.IsTakenOver() {
 		h.connectedAt.Delete(cl.ID)
 		h.order.Delete(cl.ID)

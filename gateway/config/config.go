@@ -15,7 +15,9 @@ import (
 // Config is the whole effective configuration of a gateway.
 type Config struct {
 	// Node names this broker in $SYS topics: $SYS/brokers/<node>/...
-	Node      string              `json:"node"`
+	Node string `json:"node"`
+	// TimeZone is the IANA zone the web UI shows times in, e.g. "Europe/Berlin".
+	TimeZone  string              `json:"timezone"`
 	Listeners map[string]Listener `json:"listeners"`
 	API       API                 `json:"api"`
 	MQTT      MQTT                `json:"mqtt"`
@@ -95,9 +97,14 @@ type Identity struct {
 	ClientID string `json:"clientid,omitempty"`
 }
 
-// API configures the admin HTTP API (and the HTTP publish endpoint).
+// API configures the web servers: the plain-HTTP one (the admin API for
+// loopback clients, the public PKI downloads and ACME http-01 challenges;
+// everything else redirects to HTTPS) and the HTTPS one (the web UI and the
+// admin API for any address).
 type API struct {
 	Bind string `json:"bind"`
+	// HTTPSBind is the web UI's address; "" turns the UI off.
+	HTTPSBind string `json:"https_bind"`
 	// MaxBodyBytes limits request bodies.
 	MaxBodyBytes int64 `json:"max_body_bytes"`
 }

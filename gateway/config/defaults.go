@@ -6,7 +6,8 @@ import "time"
 // port, anonymous off, the seed's ACL and a 60 s $SYS interval.
 func Defaults() Config {
 	return Config{
-		Node: "edgegate",
+		Node:     "edgegate",
+		TimeZone: "UTC",
 		Listeners: map[string]Listener{
 			"tcp": {Type: TypeTCP, Bind: ":1883", MaxClients: 10000},
 			"tls": {Type: TypeTLS, Bind: ":8883", MaxClients: 10000,
@@ -15,7 +16,7 @@ func Defaults() Config {
 			"wss": {Type: TypeWSS, Bind: ":8084", Path: "/mqtt", MaxClients: 1000,
 				TLS: &ListenerTLS{ClientAuth: ClientAuthNone, ClientCA: ClientCALocal}},
 		},
-		API: API{Bind: ":8080", MaxBodyBytes: 1 << 20},
+		API: API{Bind: ":8080", HTTPSBind: ":8443", MaxBodyBytes: 1 << 20},
 		MQTT: MQTT{
 			MaxPacketSize:     1 << 20,
 			ReceiveMaximum:    256,

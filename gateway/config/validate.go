@@ -30,8 +30,14 @@ func (c Config) Validate() error {
 	if !nodeName.MatchString(c.Node) {
 		v.add("node", "must be 1-64 letters, digits, '.', '_', '-' or '@'")
 	}
+	if _, err := time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "" || c.TimeZone == "Local" {
+		v.add("timezone", "must be an IANA time zone such as UTC or Europe/Berlin")
+	}
 	v.listeners(c.Listeners)
 	v.bind("api.bind", c.API.Bind)
+	if c.API.HTTPSBind != "" {
+		v.bind("api.https_bind", c.API.HTTPSBind)
+	}
 	v.positive("api.max_body_bytes", c.API.MaxBodyBytes)
 	v.mqtt(c.MQTT)
 	v.auth(c.Auth)

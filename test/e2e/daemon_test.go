@@ -117,6 +117,7 @@ type daemon struct {
 
 	listeners   map[string]*url.URL // by listener name
 	apiBase     string              // http://127.0.0.1:port (without /api/v1)
+	webBase     string              // https://127.0.0.1:port of the web UI
 	fingerprint string              // local CA root SHA256
 	setupCode   string
 	adminSet    bool
@@ -131,7 +132,7 @@ func baseSettings() map[string]any {
 			"ws":  map[string]any{"bind": "127.0.0.1:0"},
 			"wss": map[string]any{"bind": "127.0.0.1:0"},
 		},
-		"api": map[string]any{"bind": "127.0.0.1:0"},
+		"api": map[string]any{"bind": "127.0.0.1:0", "https_bind": "127.0.0.1:0"},
 		"sys": map[string]any{"interval": "1s"},
 	}
 }
@@ -247,7 +248,7 @@ func (d *daemon) start() {
 func (d *daemon) parseBanner(out string) {
 	d.t.Helper()
 	d.listeners = map[string]*url.URL{}
-	d.apiBase, d.fingerprint, d.setupCode = "", "", ""
+	d.apiBase, d.webBase, d.fingerprint, d.setupCode = "", "", "", ""
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		switch {
@@ -263,6 +264,12 @@ func (d *daemon) parseBanner(out string) {
 				d.t.Fatalf("banner line %q: %v", line, err)
 			}
 			d.apiBase = u.Scheme + "://" + u.Host
+		case len(f) >= 3 && f[0] == "web" && f[1] == "ui":
+			u, err := url.Parse(f[2])
+			if err != nil {
+				d.t.Fatalf("banner line %q: %v", line, err)
+			}
+			d.webBase = u.Scheme + "://" + u.Host
 		case len(f) >= 4 && f[0] == "local" && f[1] == "ca" && f[2] == "SHA256":
 			d.fingerprint = f[3]
 		case len(f) >= 3 && f[0] == "setup" && f[1] == "code":

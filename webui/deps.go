@@ -1,0 +1,77 @@
+package webui
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+
+	"github.com/edgegate/edgegate/certs"
+	"github.com/edgegate/edgegate/certs/ca"
+	"github.com/edgegate/edgegate/gateway/admin"
+	"github.com/edgegate/edgegate/gateway/auth"
+	"github.com/edgegate/edgegate/gateway/broker"
+	"github.com/edgegate/edgegate/gateway/broker/sys"
+	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/store"
+)
+
+// Admin is the administrator's credentials (*admin.Credentials).
+type Admin interface {
+	SetupDone() (bool, error)
+	CompleteSetup(code, password string) error
+	CheckAdmin(password string) bool
+	CreateAPIKey(name string, scopes ...string) (admin.APIKey, string, error)
+	ListAPIKeys() ([]admin.APIKey, error)
+	DeleteAPIKey(id string) error
+}
+
+// Broker is the running MQTT broker (*broker.Broker).
+type Broker interface {
+	Clients() []broker.ClientInfo
+	Client(id string) (broker.ClientInfo, bool)
+	Kick(id string) error
+	Subscriptions(clientID string) []broker.Subscription
+	Retained() []broker.RetainedMessage
+	DeleteRetained(topic string) error
+	Publish(m broker.Message) error
+	Listeners() []broker.ListenerStatus
+	Stats() sys.Stats
+	WatchClients(fn func(broker.ClientEvent)) (stop func())
+	WatchMessages(filter string, fn func(broker.WatchedMessage)) (stop func(), err error)
+}
+
+// Users is the MQTT account store (*auth.Users).
+type Users interface {
+	Add(u auth.User) error
+	Get(username string) (auth.User, error)
+	SetPassword(username, hash string) error
+	Delete(username string) error
+	List() ([]auth.User, error)
+}
+
+// Settings is the live settings service (*gateway.Settings).
+type Settings interface {
+	Effective() config.Effective
+	// Apply merges a JSON merge patch, validates the result as a whole
+	// (errors.Join of *config.FieldError), saves and applies it.
+	Apply(ctx context.Context, patch []byte, author string) (store.SettingsVersion, error)
+}
+
+// Certificates is the certificate manager (*certs.Manager).
+type Certificates interface {
+	List() ([]certs.Certificate, error)
+	Get(id string) (certs.Certificate, error)
+	Key(id string) (crypto.Signer, error)
+	Add(meta certs.Meta, chain []*x509.Certificate, key crypto.Signer, source certs.Source) (certs.Certificate, error)
+	Create(meta certs.Meta, p certs.IssueParams) (certs.Certificate, error)
+	ObtainACME(ctx context.Context, meta certs.Meta, names []string, serve bool) (certs.Certificate, error)
+	Renew(ctx context.Context, id string) (certs.Certificate, error)
+	Revoke(ctx context.Context, id, reason string) (certs.Certificate, error)
+	Delete(id string) error
+}
+
+// Authority is the local CA (*ca.Authority).
+type Authority interface {
+	Issuers() []ca.IssuerInfo
+	RootFingerprint() string
+}
