@@ -34,9 +34,11 @@ build-armv7: ## Cross-build dist/edgegate-linux-armv7 (GOARM=7) and print its si
 run: build ## Build, then run the daemon with its data in ./var
 	./dist/edgegate serve --data ./var
 
-test: ## Install test peers, run unit + e2e tests with -race, then a 5s run of every fuzz target
+test: ## Install test peers, run unit + e2e tests with -race (UI screenshots in test-output/), then a 5s run of every fuzz target
 	scripts/install-test-deps.sh
-	$(GO) test -race -count=1 ./...
+	@# -artifacts keeps what tests save in t.ArtifactDir() (the web UI's screenshots) under test-output/_artifacts/.
+	rm -rf test-output && mkdir -p test-output
+	$(GO) test -race -count=1 -artifacts -outputdir "$(CURDIR)/test-output" ./...
 	scripts/fuzz.sh 5s
 
 fuzz: ## Run every fuzz target for FUZZTIME each (default 60s)

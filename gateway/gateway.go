@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/edgegate/edgegate/certs"
@@ -33,9 +34,11 @@ import (
 	"github.com/edgegate/edgegate/gateway/admin"
 	"github.com/edgegate/edgegate/gateway/api"
 	"github.com/edgegate/edgegate/gateway/auth"
+	"github.com/edgegate/edgegate/gateway/backup"
 	"github.com/edgegate/edgegate/gateway/broker"
 	"github.com/edgegate/edgegate/gateway/broker/sys"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/logtail"
 	"github.com/edgegate/edgegate/gateway/store"
 	"github.com/edgegate/edgegate/systemd"
 	"github.com/edgegate/edgegate/webui"
@@ -53,6 +56,9 @@ const CAFileName = "ca.pem"
 // it reveals no key.
 const DeviceKeyFileName = "device.key"
 
+// traceDir holds the trace files in the data directory.
+const traceDir = "traces"
+
 // shutdownTimeout bounds a clean stop.
 const shutdownTimeout = 4 * time.Second
 
@@ -60,6 +66,7 @@ const shutdownTimeout = 4 * time.Second
 type Options struct {
 	DataDir  string
 	Version  string
+	Commit   string
 	Logger   *slog.Logger
 	Console  io.Writer // where the start banner is printed
 	Notifier *systemd.Notifier
@@ -80,12 +87,18 @@ type Gateway struct {
 	api      *api.API
 	ui       *webui.UI
 	log      *slog.Logger
+	// restart asks Run for a clean stop that ends in ErrRestart.
+	restart   chan struct{}
+	activated bool // listeners came from systemd socket activation
 }
 
 // New builds every part from the settings; nothing listens yet.
 func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 	cfg := settings.Effective().Config
-	g := &Gateway{opts: o, store: st, settings: settings, log: o.Logger}
+	// Every log line from here on is also kept for the web UI's System page.
+	tail := logtail.New(logtail.DefaultSize)
+	o.Logger = slog.New(tail.Handler(o.Logger.Handler()))
+	g := &Gateway{opts: o, store: st, settings: settings, log: o.Logger, restart: make(chan struct{}, 1)}
 	settings.apply = g
 	g.setMemoryLimit(cfg)
 
@@ -130,9 +143,10 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("socket activation: %w", err)
 	}
+	g.activated = len(activated) > 0
 	if g.broker, err = broker.New(broker.Options{
 		Config: cfg, DB: st.DB(), TLS: listenerTLS{g}, Auth: g.auth, Activated: activated,
-		TraceDir: filepath.Join(o.DataDir, "traces"), Version: o.Version, Logger: o.Logger,
+		TraceDir: filepath.Join(o.DataDir, traceDir), Version: o.Version, Logger: o.Logger,
 		Certificates: g.certificatesInUse,
 	}); err != nil {
 		return nil, err
@@ -146,6 +160,9 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 		g.ui = webui.New(webui.Options{
 			Admin: g.admin, Limiter: limiter, Broker: g.broker, Users: g.users, Settings: settings,
 			Certificates: g.certs, Authority: g.ca, Version: o.Version, Logger: o.Logger.With("component", "webui"),
+			Commit: o.Commit, DataDir: o.DataDir, Logs: tail, Traces: g.broker.Tracer(),
+			Backups: backup.NewManager(st.DB(), dataLayout(o.DataDir)), Restart: g.requestRestart,
+			SettingsFile: settings.fileName,
 		})
 	}
 	return g, nil
@@ -191,9 +208,17 @@ func (t listenerTLS) ListenerConfig(name string, l config.Listener) (*tls.Config
 	return t.g.tls.ServerConfig(opts), nil
 }
 
+// ErrRestart is returned by Run after a clean stop that the operator asked
+// to be followed by a start (restart, restore, factory reset from the web
+// UI): the caller closes the store and calls Reexec.
+var ErrRestart = errors.New("gateway: restart requested")
+
 // Run starts the broker and the admin servers, reports readiness, and
-// blocks until ctx ends; then it stops everything in reverse order.
+// blocks until ctx ends or a restart is requested; then it stops
+// everything in reverse order.
 func (g *Gateway) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	if err := g.broker.Start(ctx); err != nil {
 		return err
 	}
@@ -265,9 +290,22 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.disconnectRefusedClients(ctx)
 	}()
 
-	<-ctx.Done()
-	g.log.Info("stopping")
-	_ = notify.Stopping()
+	restarting := false
+	select {
+	case <-ctx.Done():
+	case <-g.restart:
+		restarting = true
+		cancel()
+	}
+	if restarting {
+		// Not STOPPING=1: systemd would then wait for the process to exit,
+		// while a re-exec keeps it (and its pid) running.
+		g.log.Info("restarting")
+		_ = notify.Status("restarting")
+	} else {
+		g.log.Info("stopping")
+		_ = notify.Stopping()
+	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if g.ui != nil {
@@ -278,7 +316,56 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	brokerErr := g.broker.Close()
 	wg.Wait()
+	if restarting && brokerErr == nil {
+		return ErrRestart
+	}
 	return brokerErr
+}
+
+// requestRestart asks Run to stop cleanly and return ErrRestart.
+func (g *Gateway) requestRestart() {
+	select {
+	case g.restart <- struct{}{}:
+	default: // already asked
+	}
+}
+
+// Reexec closes st and replaces the process with a new run of the same
+// binary, arguments and environment; the process id, and so systemd's or
+// a shell's hold on it, stays. It returns only on failure. A socket-
+// activated gateway cannot take its sockets along (they are not inherited
+// across exec): it returns an error, so the process exits with a failure
+// and systemd (Restart=on-failure) starts it again with its sockets.
+func (g *Gateway) Reexec(st *store.Store) error {
+	if g.activated {
+		return errors.New("restart: socket-activated, exiting for systemd to start edgegate again")
+	}
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	return fmt.Errorf("restart: exec: %w", syscall.Exec("/proc/self/exe", os.Args, os.Environ()))
+}
+
+// dataLayout names the data directory's files for backups and resets.
+func dataLayout(dir string) backup.Layout {
+	return backup.Layout{Dir: dir, DeviceKey: DeviceKeyFileName, Derived: []string{CAFileName, traceDir}}
+}
+
+// OpenStore carries out a restore or factory reset that the web UI staged
+// for this start (saying so on console), then opens the store.
+func OpenStore(dataDir string, console io.Writer) (*store.Store, error) {
+	did, err := backup.ApplyPending(dataLayout(dataDir))
+	if err != nil {
+		return nil, err
+	}
+	switch did {
+	case backup.Restored:
+		fmt.Fprintf(console, "edgegate: restored the backup staged in %s; the replaced database is kept as %s\n",
+			filepath.Join(dataDir, backup.PendingRestore), store.FileName+backup.BeforeRestore)
+	case backup.Reset:
+		fmt.Fprintln(console, "edgegate: factory reset done; set the gateway up again with the new setup code")
+	}
+	return store.Open(dataDir, store.Options{})
 }
 
 // listenUnix opens the admin socket with owner-only permissions, replacing

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"io"
 
 	"github.com/edgegate/edgegate/certs"
 	"github.com/edgegate/edgegate/certs/ca"
@@ -11,7 +12,9 @@ import (
 	"github.com/edgegate/edgegate/gateway/auth"
 	"github.com/edgegate/edgegate/gateway/broker"
 	"github.com/edgegate/edgegate/gateway/broker/sys"
+	"github.com/edgegate/edgegate/gateway/broker/trace"
 	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/logtail"
 	"github.com/edgegate/edgegate/gateway/store"
 )
 
@@ -74,4 +77,31 @@ type Certificates interface {
 type Authority interface {
 	Issuers() []ca.IssuerInfo
 	RootFingerprint() string
+}
+
+// Logs is the tail of the process log (*logtail.Tail).
+type Logs interface {
+	Lines() []logtail.Line
+	// Subscribe offers each new line on the channel until cancel.
+	Subscribe(buffer int) (lines <-chan logtail.Line, cancel func())
+}
+
+// Traces runs client and topic traces (*trace.Tracer).
+type Traces interface {
+	// Start returns trace.ErrExists, ErrFileInUse, ErrBadName or
+	// ErrBadTarget for a request it refuses.
+	Start(kind trace.Kind, target, name string) (trace.Info, error)
+	// StopTrace returns trace.ErrNotFound when no such trace runs.
+	StopTrace(kind trace.Kind, target string) error
+	List() []trace.Info
+}
+
+// Backups makes encrypted backups of the store and stages a restore or a
+// factory reset for the next start (*backup.Manager).
+type Backups interface {
+	Create(w io.Writer, passphrase string) error
+	// Stage returns backup.ErrPassphrase, ErrDamaged or ErrUnsupported
+	// (wrapped) for a backup it refuses.
+	Stage(r io.Reader, passphrase string) error
+	StageReset(keepDeviceKey bool) error
 }

@@ -373,6 +373,11 @@ func (c *liveConn) offerEvent(ev liveEvent) {
 // watch starts the message inspector on filter, replacing the previous one.
 func (c *liveConn) watch(filter string) {
 	c.unwatch()
+	if strings.HasPrefix(filter, "$share/") {
+		// Joining a share group would take messages away from its members.
+		c.offerEvent(liveEvent{Type: "watch_error", Data: map[string]any{"filter": filter, "error": "shared subscriptions cannot be inspected; watch the topic filter after $share/<group>/"}})
+		return
+	}
 	b := c.hub.u.o.Broker
 	stop, err := b.WatchMessages(filter, c.inspect)
 	if err != nil {

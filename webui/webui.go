@@ -38,7 +38,19 @@ type Options struct {
 	Settings     Settings
 	Certificates Certificates
 	Authority    Authority
+	// SettingsFile names the image's settings file, whose settings the
+	// settings page shows as locked.
+	SettingsFile string
 	Version      string
+	// The System page: build and data directory, the log tail, traces,
+	// backups, and Restart, which asks the gateway to stop cleanly and
+	// start again (restore and factory reset end with it too).
+	Commit  string
+	DataDir string
+	Logs    Logs
+	Traces  Traces
+	Backups Backups
+	Restart func()
 	// IdleTimeout ends unused sessions; zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	Logger      *slog.Logger
@@ -54,6 +66,7 @@ type UI struct {
 	sessions *sessions
 	assets   *assets
 	live     *hub
+	stopLogs func() // ends the feed of new log lines to the live hub
 }
 
 // New returns the UI on its dependencies; its live feed runs until Close.
@@ -78,12 +91,16 @@ func New(o Options) *UI {
 		assets:   loadAssets(),
 	}
 	u.live = newHub(u)
+	u.stopLogs = u.followLogs()
 	u.routes()
 	return u
 }
 
 // Close ends the live feed and closes every websocket.
-func (u *UI) Close() { u.live.close() }
+func (u *UI) Close() {
+	u.stopLogs()
+	u.live.close()
+}
 
 // contentSecurityPolicy allows only the gateway's own scripts, styles and
 // websocket; no inline script, no framing, forms post only to us.

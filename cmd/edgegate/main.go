@@ -18,7 +18,6 @@ import (
 
 	"github.com/edgegate/edgegate/gateway"
 	"github.com/edgegate/edgegate/gateway/cli"
-	"github.com/edgegate/edgegate/gateway/store"
 	"github.com/edgegate/edgegate/systemd"
 )
 
@@ -72,7 +71,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 func serve(ctx context.Context, dataDir, configFile string, stdout, stderr io.Writer) int {
-	st, err := store.Open(dataDir, store.Options{})
+	st, err := gateway.OpenStore(dataDir, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "edgegate: %v\n", err)
 		return 1
@@ -86,13 +85,17 @@ func serve(ctx context.Context, dataDir, configFile string, stdout, stderr io.Wr
 	}
 	logger := gateway.NewLogger(stderr, settings.Effective().Config.Log, logLevel)
 	gw, err := gateway.New(st, settings, gateway.Options{
-		DataDir: dataDir, Version: version, Logger: logger, Console: stdout, Notifier: systemd.NewNotifier(logger),
+		DataDir: dataDir, Version: version, Commit: commit, Logger: logger, Console: stdout, Notifier: systemd.NewNotifier(logger),
 	})
 	if err != nil {
 		logger.Error("start", "error", err)
 		return 1
 	}
-	if err := gw.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	err = gw.Run(ctx)
+	if errors.Is(err, gateway.ErrRestart) {
+		err = gw.Reexec(st) // returns only if the process cannot be replaced
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("run", "error", err)
 		return 1
 	}

@@ -47,6 +47,8 @@ type rawOpts struct {
 	username string
 	password string
 	clean    bool
+	// keepalive in seconds; 0 means 30.
+	keepalive uint16
 }
 
 // dialRaw opens a connection for a raw client.
@@ -108,7 +110,11 @@ func connectPacket(o rawOpts) []byte {
 	if o.password != "" {
 		flags |= 0x40
 	}
-	body = append(body, flags, 0, 30) // keepalive 30 s
+	keepalive := o.keepalive
+	if keepalive == 0 {
+		keepalive = 30
+	}
+	body = append(body, flags, byte(keepalive>>8), byte(keepalive))
 	body = appendString(body, o.clientID)
 	if o.username != "" {
 		body = appendString(body, o.username)

@@ -1,0 +1,231 @@
+package webui
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/edgegate/edgegate/gateway/acl"
+	"github.com/edgegate/edgegate/gateway/admin"
+	"github.com/edgegate/edgegate/gateway/auth"
+	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/store"
+)
+
+// accessFakeSettings layers a stored document and an image file over the
+// defaults with config.Load, as the gateway's settings service does, so
+// validation, locked paths and "no rules means the default rules" behave
+// as in the daemon.
+type accessFakeSettings struct {
+	mu      sync.Mutex
+	doc     []byte
+	file    []byte
+	eff     config.Effective
+	patches []string
+	authors []string
+}
+
+// accessStoredBase keeps MQTT password hashing cheap in tests.
+const accessStoredBase = `{"auth": {"pbkdf2_iterations": 10000}}`
+
+func newAccessFakeSettings(t *testing.T, file string) *accessFakeSettings {
+	t.Helper()
+	s := &accessFakeSettings{doc: []byte(accessStoredBase), file: []byte(file)}
+	eff, err := config.Load(config.Layers{Store: s.doc, File: s.file})
+	if err != nil {
+		t.Fatalf("load settings: %v", err)
+	}
+	s.eff = eff
+	return s
+}
+
+func (s *accessFakeSettings) Effective() config.Effective {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.eff
+}
+
+func (s *accessFakeSettings) Apply(_ context.Context, patch []byte, author string) (store.SettingsVersion, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := config.CheckPatch(patch, "settings patch"); err != nil {
+		return store.SettingsVersion{}, err
+	}
+	for _, p := range config.PatchPaths(patch) {
+		if s.eff.IsLocked(p) {
+			return store.SettingsVersion{}, errors.New("setting is locked by the image's settings file: " + p)
+		}
+	}
+	doc, err := config.MergePatch(s.doc, patch)
+	if err != nil {
+		return store.SettingsVersion{}, err
+	}
+	eff, err := config.Load(config.Layers{Store: doc, File: s.file})
+	if err != nil {
+		return store.SettingsVersion{}, err
+	}
+	s.doc, s.eff = doc, eff
+	s.patches = append(s.patches, string(patch))
+	s.authors = append(s.authors, author)
+	return store.SettingsVersion{Version: uint64(len(s.patches))}, nil
+}
+
+// rules returns the stored rules (nil: the defaults apply).
+func (s *accessFakeSettings) rules() acl.Rules { return s.Effective().Config.ACL.Rules }
+
+func (s *accessFakeSettings) applied() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.patches)
+}
+
+// accessFakeAdmin is the real credential store (API keys included) with
+// setup done.
+type accessFakeAdmin struct {
+	*admin.Credentials
+}
+
+func (accessFakeAdmin) SetupDone() (bool, error) { return true, nil }
+
+// accessEnv is a UI on real user and credential stores in a temporary
+// bbolt file, fake settings, and a logged-in session.
+type accessEnv struct {
+	t        *testing.T
+	u        *UI
+	ss       *session
+	users    *auth.Users
+	admin    *admin.Credentials
+	settings *accessFakeSettings
+}
+
+type accessEnvOptions struct {
+	file    string // the image's settings file (locked paths)
+	noUsers bool   // run without a user store
+}
+
+func newAccessTestUI(t *testing.T, o accessEnvOptions) *accessEnv {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "access.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	users, err := auth.NewUsers(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := admin.Open(db, admin.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &accessEnv{t: t, users: users, admin: creds, settings: newAccessFakeSettings(t, o.file)}
+	opts := Options{Admin: accessFakeAdmin{creds}, Settings: e.settings, Users: users}
+	if o.noUsers {
+		opts.Users = nil
+	}
+	e.u = New(opts)
+	t.Cleanup(e.u.Close)
+	e.ss = e.u.sessions.create()
+	return e
+}
+
+// do serves one request of the session; a non-nil form is posted.
+func (e *accessEnv) do(method, target string, form url.Values) *httptest.ResponseRecorder {
+	e.t.Helper()
+	var r *http.Request
+	if form != nil {
+		r = httptest.NewRequest(method, target, strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	} else {
+		r = httptest.NewRequest(method, target, nil)
+	}
+	r.AddCookie(&http.Cookie{Name: sessionCookie, Value: e.ss.id})
+	w := httptest.NewRecorder()
+	e.u.Handler().ServeHTTP(w, r)
+	return w
+}
+
+// get renders a page, requires status want and parses it.
+func (e *accessEnv) get(target string, want int) *goquery.Document {
+	e.t.Helper()
+	w := e.do(http.MethodGet, target, nil)
+	if w.Code != want {
+		e.t.Fatalf("GET %s: status %d, want %d\n%s", target, w.Code, want, w.Body)
+	}
+	return accessParse(e.t, w)
+}
+
+// post posts form and requires status want; it returns the response.
+func (e *accessEnv) post(target string, form url.Values, want int) *httptest.ResponseRecorder {
+	e.t.Helper()
+	w := e.do(http.MethodPost, target, form)
+	if w.Code != want {
+		e.t.Fatalf("POST %s: status %d, want %d\n%s", target, w.Code, want, w.Body)
+	}
+	return w
+}
+
+// postOK posts form, requires a redirect to location and returns the flash
+// the next page shows.
+func (e *accessEnv) postOK(target string, form url.Values, location string) string {
+	e.t.Helper()
+	w := e.post(target, form, http.StatusSeeOther)
+	if got := w.Header().Get("Location"); got != location {
+		e.t.Fatalf("POST %s: redirect to %q, want %q", target, got, location)
+	}
+	return accessText(e.get("/access", http.StatusOK).Find(accessTestID("flash")))
+}
+
+// rev is the rule fingerprint the page carries in its row forms.
+func (e *accessEnv) rev() string {
+	e.t.Helper()
+	doc := e.get("/access", http.StatusOK)
+	rev, ok := doc.Find(accessTestID("acl-rule") + ` form input[name="rev"]`).First().Attr("value")
+	if !ok || rev == "" {
+		e.t.Fatal("no rev in the ACL rule forms")
+	}
+	return rev
+}
+
+func accessParse(t *testing.T, w *httptest.ResponseRecorder) *goquery.Document {
+	t.Helper()
+	doc, err := goquery.NewDocumentFromReader(w.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// accessTestID selects the elements with data-testid id.
+func accessTestID(id string) string { return `[data-testid="` + id + `"]` }
+
+// accessText is the whitespace-normalised text of the selection.
+func accessText(s *goquery.Selection) string { return strings.Join(strings.Fields(s.Text()), " ") }
+
+// accessRuleRows returns the text of the cells of each ACL row.
+func accessRuleRows(doc *goquery.Document) [][]string {
+	var rows [][]string
+	doc.Find(accessTestID("acl-rule")).Each(func(_ int, row *goquery.Selection) {
+		rows = append(rows, row.Find("td").Map(func(_ int, s *goquery.Selection) string { return accessText(s) }))
+	})
+	return rows
+}
+
+// accessRuleStrings shows rules in acl.conf syntax, for comparisons.
+func accessRuleStrings(rules acl.Rules) []string {
+	out := make([]string, len(rules))
+	for i, r := range rules {
+		out[i] = r.String()
+	}
+	return out
+}

@@ -1,0 +1,213 @@
+package webui
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/PuerkitoBio/goquery"
+
+	"github.com/edgegate/edgegate/gateway/broker"
+	"github.com/edgegate/edgegate/gateway/broker/sys"
+	"github.com/edgegate/edgegate/gateway/config"
+	"github.com/edgegate/edgegate/gateway/store"
+)
+
+// settingsFakeSettings layers a stored document and an image file over the
+// defaults with config.Load, as the gateway's settings service does, so
+// validation and locked paths behave as in the daemon.
+type settingsFakeSettings struct {
+	mu      sync.Mutex
+	doc     []byte
+	file    []byte
+	eff     config.Effective
+	patches []string
+	// applyErr, when set, is what applying a saved change returns (a
+	// listener that cannot bind, say).
+	applyErr error
+}
+
+func newSettingsFakeSettings(t *testing.T, file string) *settingsFakeSettings {
+	t.Helper()
+	s := &settingsFakeSettings{file: []byte(file)}
+	eff, err := config.Load(config.Layers{File: s.file, FileName: "edgegate.json"})
+	if err != nil {
+		t.Fatalf("load settings: %v", err)
+	}
+	s.eff = eff
+	return s
+}
+
+func (s *settingsFakeSettings) Effective() config.Effective {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.eff
+}
+
+func (s *settingsFakeSettings) Apply(_ context.Context, patch []byte, _ string) (store.SettingsVersion, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := config.CheckPatch(patch, "settings patch"); err != nil {
+		return store.SettingsVersion{}, err
+	}
+	for _, p := range config.PatchPaths(patch) {
+		if s.eff.IsLocked(p) {
+			return store.SettingsVersion{}, errors.New("setting is locked by the image's settings file: " + p)
+		}
+	}
+	doc, err := config.MergePatch(s.doc, patch)
+	if err != nil {
+		return store.SettingsVersion{}, err
+	}
+	eff, err := config.Load(config.Layers{Store: doc, File: s.file})
+	if err != nil {
+		return store.SettingsVersion{}, err
+	}
+	s.doc, s.eff = doc, eff
+	s.patches = append(s.patches, string(patch))
+	saved := store.SettingsVersion{Version: uint64(len(s.patches))}
+	if s.applyErr != nil {
+		return saved, s.applyErr
+	}
+	return saved, nil
+}
+
+func (s *settingsFakeSettings) applied() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.patches...)
+}
+
+// settingsFakeBroker runs the listeners it is given. Other methods are not
+// faked (the embedded nil interface panics).
+type settingsFakeBroker struct {
+	Broker
+	listeners []broker.ListenerStatus
+}
+
+func (b *settingsFakeBroker) Listeners() []broker.ListenerStatus                { return b.listeners }
+func (*settingsFakeBroker) Stats() sys.Stats                                    { return sys.Stats{} }
+func (*settingsFakeBroker) WatchClients(func(broker.ClientEvent)) (stop func()) { return func() {} }
+
+// settingsFakeAdmin has completed setup. Other methods are not faked.
+type settingsFakeAdmin struct{ Admin }
+
+func (settingsFakeAdmin) SetupDone() (bool, error) { return true, nil }
+
+// settingsEnv is a UI on fakes with a logged-in session.
+type settingsEnv struct {
+	t        *testing.T
+	ui       *UI
+	ss       *session
+	settings *settingsFakeSettings
+}
+
+// settingsImageFile is the settings file name the tests' UI shows.
+const settingsImageFile = "/etc/edgegate/edgegate.json"
+
+// newSettingsTestUI builds the UI over settings with the image file file
+// (a JSON merge patch, "" for none) and a broker running listeners.
+func newSettingsTestUI(t *testing.T, file string, listeners ...broker.ListenerStatus) *settingsEnv {
+	t.Helper()
+	s := newSettingsFakeSettings(t, file)
+	u := New(Options{
+		Admin: settingsFakeAdmin{}, Broker: &settingsFakeBroker{listeners: listeners}, Settings: s,
+		SettingsFile: settingsImageFile, Version: "test",
+	})
+	t.Cleanup(u.Close)
+	return &settingsEnv{t: t, ui: u, ss: u.sessions.create(), settings: s}
+}
+
+func (e *settingsEnv) do(method, target string, form url.Values) *httptest.ResponseRecorder {
+	e.t.Helper()
+	var r *http.Request
+	if form != nil {
+		r = httptest.NewRequest(method, target, strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	} else {
+		r = httptest.NewRequest(method, target, nil)
+	}
+	r.AddCookie(&http.Cookie{Name: sessionCookie, Value: e.ss.id})
+	w := httptest.NewRecorder()
+	e.ui.Handler().ServeHTTP(w, r)
+	return w
+}
+
+// page gets the settings page.
+func (e *settingsEnv) page() *goquery.Document {
+	e.t.Helper()
+	w := e.do("GET", "/settings", nil)
+	if w.Code != http.StatusOK {
+		e.t.Fatalf("GET /settings: status %d: %s", w.Code, w.Body)
+	}
+	return settingsParse(e.t, w)
+}
+
+// post sends a form and wants status want.
+func (e *settingsEnv) post(target string, form url.Values, want int) *httptest.ResponseRecorder {
+	e.t.Helper()
+	w := e.do("POST", target, form)
+	if w.Code != want {
+		e.t.Fatalf("POST %s: status %d, want %d: %s", target, w.Code, want, w.Body)
+	}
+	return w
+}
+
+// saved posts a form that must succeed and returns the flash the settings
+// page then shows.
+func (e *settingsEnv) saved(target string, form url.Values) string {
+	e.t.Helper()
+	w := e.post(target, form, http.StatusSeeOther)
+	if loc := w.Header().Get("Location"); loc != "/settings" {
+		e.t.Fatalf("POST %s: redirect to %q, want /settings", target, loc)
+	}
+	return settingsText(e.page().Find(settingsTestID("flash")))
+}
+
+// form is the settings page's form testid with its values as the browser
+// would send them: the enabled controls, checkboxes only when checked.
+func (e *settingsEnv) form(testid string) url.Values {
+	e.t.Helper()
+	sel := e.page().Find(settingsTestID(testid))
+	if sel.Length() != 1 {
+		e.t.Fatalf("no form %q on the settings page", testid)
+	}
+	v := url.Values{}
+	sel.Find("input, select").Each(func(_ int, c *goquery.Selection) {
+		name, _ := c.Attr("name")
+		if _, disabled := c.Attr("disabled"); disabled || name == "" {
+			return
+		}
+		if goquery.NodeName(c) == "select" {
+			val, _ := c.Find("option[selected]").Attr("value")
+			v.Set(name, val)
+			return
+		}
+		if t, _ := c.Attr("type"); t == "checkbox" {
+			if _, checked := c.Attr("checked"); !checked {
+				return
+			}
+		}
+		val, _ := c.Attr("value")
+		v.Set(name, val)
+	})
+	return v
+}
+
+func settingsParse(t *testing.T, w *httptest.ResponseRecorder) *goquery.Document {
+	t.Helper()
+	doc, err := goquery.NewDocumentFromReader(w.Body)
+	if err != nil {
+		t.Fatalf("parse page: %v", err)
+	}
+	return doc
+}
+
+func settingsTestID(id string) string { return `[data-testid="` + id + `"]` }
+
+func settingsText(s *goquery.Selection) string { return strings.Join(strings.Fields(s.Text()), " ") }
