@@ -414,18 +414,15 @@ func (u *UI) accessEditable() (acl.Rules, error) {
 }
 
 // accessRuleAt returns the rule number in the path (from 1), checked
-// against rules and, when the form carries one, against the page's rule
-// fingerprint. stale is true when the rules changed since the page was
-// shown.
+// against rules. For a post, stale is true when the form's rule
+// fingerprint is not that of rules: the page showed other rules.
 func accessRuleAt(r *http.Request, rules acl.Rules) (n int, stale bool, err error) {
 	n, err = strconv.Atoi(r.PathValue("n"))
 	if err != nil || n < 1 || n > len(rules) {
 		return 0, false, userError(http.StatusNotFound, "There is no ACL rule %s.", r.PathValue("n"))
 	}
-	if rev := r.PostFormValue("rev"); r.Method == http.MethodPost && rev != accessRev(rules) {
-		return n, true, nil
-	}
-	return n, false, nil
+	stale = r.Method == http.MethodPost && r.PostFormValue("rev") != accessRev(rules)
+	return n, stale, nil
 }
 
 // accessStale answers a row action posted from an outdated page.

@@ -1,8 +1,10 @@
 package webui
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -106,6 +108,25 @@ type accessEnv struct {
 	users    *auth.Users
 	admin    *admin.Credentials
 	settings *accessFakeSettings
+	logs     *accessLogs
+}
+
+// accessLogs collects the UI's log lines.
+type accessLogs struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *accessLogs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *accessLogs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 type accessEnvOptions struct {
@@ -128,8 +149,11 @@ func newAccessTestUI(t *testing.T, o accessEnvOptions) *accessEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &accessEnv{t: t, users: users, admin: creds, settings: newAccessFakeSettings(t, o.file)}
-	opts := Options{Admin: accessFakeAdmin{creds}, Settings: e.settings, Users: users}
+	e := &accessEnv{t: t, users: users, admin: creds, settings: newAccessFakeSettings(t, o.file), logs: &accessLogs{}}
+	opts := Options{
+		Admin: accessFakeAdmin{creds}, Settings: e.settings, Users: users,
+		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
 	if o.noUsers {
 		opts.Users = nil
 	}

@@ -125,8 +125,11 @@ func TestAccessAddUser(t *testing.T) {
 	if usr.Superuser || !auth.VerifyPassword(usr.PasswordHash, "Sensor-Pass-1") {
 		t.Errorf("stored user %+v: superuser or password wrong", usr)
 	}
-	if !strings.HasPrefix(usr.PasswordHash, "$pbkdf2-sha256$") && !strings.Contains(usr.PasswordHash, "10000") {
-		t.Errorf("hash %q not made with the settings' iterations", usr.PasswordHash)
+	if !strings.HasPrefix(usr.PasswordHash, "pbkdf2-sha256$10000$") {
+		t.Errorf("hash %q not made with the settings' hash and iterations", usr.PasswordHash)
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, "mqtt user added") || strings.Contains(logs, "Sensor-Pass-1") {
+		t.Errorf("log does not record the new user, or shows its password:\n%s", logs)
 	}
 
 	e.postOK("/access/users", url.Values{"username": {"root"}, "password": {"Root-Pass-1"}, "superuser": {"1"}}, "/access#users")
@@ -260,6 +263,9 @@ func TestAccessAPIKeyShowsSecretOnce(t *testing.T) {
 	}
 	if _, ok := e.admin.CheckAPIKey(keys[0].ID, accessText(secret)); !ok {
 		t.Error("the secret shown does not authenticate the key")
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, keys[0].ID) || strings.Contains(logs, accessText(secret)) {
+		t.Errorf("log does not record the new key, or shows its secret:\n%s", logs)
 	}
 	if got := accessText(doc.Find(accessTestID("flash"))); got != `API key "backup script" created.` {
 		t.Errorf("flash %q", got)
