@@ -43,3 +43,8 @@ require (
 )
 
 tool github.com/a-h/templ/cmd/templ
+
+// A patched copy of mochi v2.7.9 (see third_party/mochi-mqtt-server/PATCHES.md):
+// a QoS 1/2 message for a connected subscriber whose write queue is full is
+// kept in its session and sent once the queue has room, instead of dropped.
+replace github.com/mochi-mqtt/server/v2 => ./third_party/mochi-mqtt-server

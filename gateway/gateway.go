@@ -217,8 +217,8 @@ var ErrRestart = errors.New("gateway: restart requested")
 // blocks until ctx ends or a restart is requested; then it stops
 // everything in reverse order.
 func (g *Gateway) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
 	if err := g.broker.Start(ctx); err != nil {
 		return err
 	}
@@ -295,7 +295,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case <-g.restart:
 		restarting = true
-		cancel()
+		stopRun() // ends what runs on ctx, as a signal would
 	}
 	if restarting {
 		// Not STOPPING=1: systemd would then wait for the process to exit,

@@ -360,6 +360,7 @@ func (u *UI) restoreSubmit(w http.ResponseWriter, r *http.Request, ss *session) 
 	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(transferTimeout))
+	_ = rc.SetWriteDeadline(time.Now().Add(transferTimeout)) // it runs from the request's start
 	r.Body = http.MaxBytesReader(w, r.Body, maxRestoreBytes)
 	// Whatever is refused, read the rest of the upload, so the browser
 	// sees the answer rather than a connection reset mid-upload.

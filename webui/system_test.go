@@ -231,6 +231,11 @@ func TestSystemBackupAndRestore(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.layout.Dir, backup.PendingRestore, "edgegate.db")); err != nil {
 		t.Errorf("restore not staged: %v", err)
 	}
+	for _, l := range s.tail.Lines() {
+		if strings.Contains(l.Message+l.Attrs, pass) {
+			t.Errorf("the passphrase is in the log: %s", l.Text())
+		}
+	}
 	// The sessions end with the restart.
 	if w := s.do(t, "GET", "/system", nil); w.Code != http.StatusSeeOther {
 		t.Errorf("session still valid after the restore: status %d", w.Code)

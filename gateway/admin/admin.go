@@ -456,19 +456,9 @@ var keyIDEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 // unlimited), and returns it with its secret, which is not kept: the caller
 // shows it once. The key authenticates as HTTP Basic "<key.ID>:<secret>".
 func (c *Credentials) CreateAPIKey(name string, scopes ...string) (APIKey, string, error) {
-	for _, s := range scopes {
-		if !slices.Contains(Scopes, s) {
-			return APIKey{}, "", fmt.Errorf("%w %q (known: %s)", ErrInvalidScope, s, strings.Join(Scopes, ", "))
-		}
-	}
-	name = strings.TrimSpace(name)
-	switch {
-	case name == "":
-		return APIKey{}, "", fmt.Errorf("%w: name is empty", ErrInvalidAPIKeyName)
-	case len(name) > maxAPIKeyName:
-		return APIKey{}, "", fmt.Errorf("%w: name is longer than %d bytes", ErrInvalidAPIKeyName, maxAPIKeyName)
-	case !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return APIKey{}, "", fmt.Errorf("%w: name must be printable UTF-8", ErrInvalidAPIKeyName)
+	name, err := checkKeyNameAndScopes(name, scopes)
+	if err != nil {
+		return APIKey{}, "", err
 	}
 	var idRaw [10]byte
 	var secretRaw [32]byte
@@ -500,6 +490,26 @@ func (c *Credentials) CreateAPIKey(name string, scopes ...string) (APIKey, strin
 func secretHash(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:])
+}
+
+// checkKeyNameAndScopes returns the trimmed name of a new key, or
+// ErrInvalidAPIKeyName or ErrInvalidScope.
+func checkKeyNameAndScopes(name string, scopes []string) (string, error) {
+	for _, s := range scopes {
+		if !slices.Contains(Scopes, s) {
+			return "", fmt.Errorf("%w %q (known: %s)", ErrInvalidScope, s, strings.Join(Scopes, ", "))
+		}
+	}
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "":
+		return "", fmt.Errorf("%w: name is empty", ErrInvalidAPIKeyName)
+	case len(name) > maxAPIKeyName:
+		return "", fmt.Errorf("%w: name is longer than %d bytes", ErrInvalidAPIKeyName, maxAPIKeyName)
+	case !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0:
+		return "", fmt.Errorf("%w: name must be printable UTF-8", ErrInvalidAPIKeyName)
+	}
+	return name, nil
 }
 
 // ListAPIKeys returns the API keys, oldest first.

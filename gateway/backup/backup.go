@@ -84,12 +84,14 @@ func (l Layout) path(name string) string { return filepath.Join(l.Dir, name) }
 type Manager struct {
 	db     *bolt.DB
 	layout Layout
-	mu     sync.Mutex // one staging at a time
+	// logN is the key derivation cost of new backups; tests lower it.
+	logN byte
+	mu   sync.Mutex // one staging at a time
 }
 
 // NewManager returns a Manager for the store db of the data directory l.
 func NewManager(db *bolt.DB, l Layout) *Manager {
-	return &Manager{db: db, layout: l}
+	return &Manager{db: db, layout: l, logN: scryptLogN}
 }
 
 // Create writes an encrypted backup to w. The database is first copied
@@ -121,7 +123,7 @@ func (m *Manager) Create(w io.Writer, passphrase string) error {
 		return fmt.Errorf("backup: snapshot: %w", err)
 	}
 
-	s, err := newSealer(w, passphrase)
+	s, err := newSealer(w, passphrase, m.logN)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}

@@ -58,7 +58,12 @@ func newDataDir(t *testing.T, value string) *dataDir {
 	return &dataDir{layout: l, st: st, key: key}
 }
 
-func (d *dataDir) manager() *Manager { return NewManager(d.st.DB(), d.layout) }
+// manager makes backups at the lowest cost a restore accepts, for speed.
+func (d *dataDir) manager() *Manager {
+	m := NewManager(d.st.DB(), d.layout)
+	m.logN = minScryptLogN
+	return m
+}
 
 func (d *dataDir) backup(t *testing.T) []byte {
 	t.Helper()
@@ -293,5 +298,16 @@ func TestFactoryReset(t *testing.T) {
 		if v := readValue(t, l.Dir); v != "" {
 			t.Errorf("keep=%v: store not wiped: %q", keep, v)
 		}
+	}
+}
+
+func TestNewBackupsUseTheFullKeyDerivationCost(t *testing.T) {
+	d := newDataDir(t, "v")
+	var buf bytes.Buffer
+	if err := NewManager(d.st.DB(), d.layout).Create(&buf, passphrase); err != nil {
+		t.Fatal(err)
+	}
+	if h := buf.Bytes()[len(magic):]; h[2] != scryptLogN || h[3] != scryptR || h[4] != scryptP {
+		t.Errorf("scrypt logN, r, p = %d, %d, %d; want %d, %d, %d", h[2], h[3], h[4], scryptLogN, scryptR, scryptP)
 	}
 }

@@ -41,11 +41,12 @@ const (
 	saltSize      = 16
 	nonceSize     = 12
 	chunkSize     = 64 << 10
-	// Cost of the key derivation for new backups: 32 MiB, about 0.1 s on
-	// a PC, a second or two on a small ARM board.
-	scryptLogN = 15
-	scryptR    = 8
-	scryptP    = 1
+	// Cost of the key derivation for new backups: 32 MiB of memory and a
+	// fraction of a second on a PC, for each guess at the passphrase too.
+	scryptLogN    = 15
+	minScryptLogN = 10 // what a restore accepts
+	scryptR       = 8
+	scryptP       = 1
 	// maxScryptMemory bounds what a backup's header may make a restore
 	// allocate (128·r·N bytes).
 	maxScryptMemory = 64 << 20
@@ -98,10 +99,10 @@ type sealer struct {
 	out     []byte
 }
 
-// newSealer derives a key from the passphrase with a fresh salt and
-// writes the header to w.
-func newSealer(w io.Writer, passphrase string) (*sealer, error) {
-	h := header{logN: scryptLogN, r: scryptR, p: scryptP, salt: make([]byte, saltSize), nonce: make([]byte, nonceSize)}
+// newSealer derives a key from the passphrase with a fresh salt at cost
+// 2^logN and writes the header to w.
+func newSealer(w io.Writer, passphrase string, logN byte) (*sealer, error) {
+	h := header{logN: logN, r: scryptR, p: scryptP, salt: make([]byte, saltSize), nonce: make([]byte, nonceSize)}
 	_, _ = rand.Read(h.salt) // never fails (crypto/rand since Go 1.24)
 	_, _ = rand.Read(h.nonce)
 	aead, checkKey, err := h.keys(passphrase)
@@ -198,7 +199,7 @@ func newOpener(r io.Reader, passphrase string) (*opener, error) {
 	h := header{logN: fields[2], r: fields[3], p: fields[4]}
 	h.salt = fields[5 : 5+saltSize]
 	h.nonce = fields[5+saltSize : 5+saltSize+nonceSize]
-	if h.logN < 10 || h.logN > 24 || h.r == 0 || h.p == 0 || h.p > 4 || 128*uint64(h.r)<<h.logN > maxScryptMemory {
+	if h.logN < minScryptLogN || h.logN > 24 || h.r == 0 || h.p == 0 || h.p > 4 || 128*uint64(h.r)<<h.logN > maxScryptMemory {
 		return nil, fmt.Errorf("%w: key derivation cost out of range", ErrDamaged)
 	}
 	aead, checkKey, err := h.keys(passphrase)
