@@ -410,7 +410,7 @@ func (g *Gateway) applySettings(old, next config.Config) error {
 			errs = append(errs, err)
 		}
 	}
-	if restart := restartOnly(old, next); len(restart) > 0 {
+	if restart := config.RestartOnly(old, next); len(restart) > 0 {
 		g.log.Warn("saved settings take effect at the next start", "settings", restart)
 	}
 	return errors.Join(errs...)
@@ -437,29 +437,6 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// restartOnly names the changed settings that apply only at the next start.
-func restartOnly(old, next config.Config) []string {
-	var out []string
-	if old.Node != next.Node {
-		out = append(out, "node")
-	}
-	if old.API != next.API {
-		out = append(out, "api")
-	}
-	if old.MQTT != next.MQTT {
-		out = append(out, "mqtt")
-	}
-	if old.Sys != next.Sys {
-		out = append(out, "sys")
-	}
-	if old.Trace != next.Trace {
-		out = append(out, "trace")
-	}
-	if old.SessionQueueBytes() != next.SessionQueueBytes() {
-		out = append(out, "session queue bound (mqtt.max_queued_bytes, memory.budget_bytes)")
-	}
-	return out
-}
 
 // setMemoryLimit makes the memory budget the runtime's soft limit, unless
 // the operator set GOMEMLIMIT in the environment, which wins.

@@ -96,12 +96,3 @@ func TestSettingsApplyReportsPartialFailure(t *testing.T) {
 	}
 }
 
-func TestRestartOnly(t *testing.T) {
-	old := config.Defaults()
-	next := config.Defaults()
-	next.Sys.Interval = config.Duration(time.Second)
-	next.ACL.NoMatch = "deny"
-	if got := strings.Join(restartOnly(old, next), ","); got != "sys" {
-		t.Errorf("restartOnly = %q, want sys (acl applies live)", got)
-	}
-}

@@ -555,7 +555,7 @@ func (u *UI) saveSettings(w http.ResponseWriter, r *http.Request, ss *session, e
 	}
 	u.log.Info("settings changed", "version", saved.Version, "paths", config.PatchPaths(body), "by", author)
 	msg := "Saved."
-	if later := nextStartOnly(eff.Config, u.o.Settings.Effective().Config); len(later) > 0 {
+	if later := config.RestartOnly(eff.Config, u.o.Settings.Effective().Config); len(later) > 0 {
 		msg += " Takes effect at the next start: " + strings.Join(later, ", ") + "."
 	}
 	return u.redirect(w, r, ss, "/settings", msg)
@@ -627,24 +627,3 @@ func problemSentence(s string) string {
 	return s
 }
 
-// nextStartOnly names what of a change applies only when the gateway next
-// starts. It follows gateway.restartOnly, which the web UI cannot import.
-func nextStartOnly(old, next config.Config) []string {
-	var out []string
-	for _, c := range []struct {
-		changed bool
-		what    string
-	}{
-		{old.Node != next.Node, "the device name"},
-		{old.API != next.API, "the web and API servers"},
-		{old.MQTT != next.MQTT, "MQTT limits"},
-		{old.Sys != next.Sys, "$SYS settings"},
-		{old.Trace != next.Trace, "trace limits"},
-		{old.SessionQueueBytes() != next.SessionQueueBytes(), "the queue bound per client"},
-	} {
-		if c.changed {
-			out = append(out, c.what)
-		}
-	}
-	return out
-}

@@ -165,14 +165,14 @@ func TestSettingsSaveSendsOnlyWhatChanged(t *testing.T) {
 		{
 			name: "sys interval", action: "/settings/general", form: "general-form",
 			set:   map[string]string{"sys.interval": "5s"},
-			patch: `{"sys":{"interval":"5s"}}`, flash: "Saved. Takes effect at the next start: $SYS settings.",
+			patch: `{"sys":{"interval":"5s"}}`, flash: "Saved. Takes effect at the next start: sys.",
 		},
 		{
 			name: "limits", action: "/settings/general", form: "general-form",
 			set:   map[string]string{"mqtt.max_packet_size": "65536", "mqtt.client_write_queue": "32", "memory.budget_bytes": "67108864"},
 			unset: []string{"mqtt.retain_available"},
 			patch: `{"memory":{"budget_bytes":67108864},"mqtt":{"client_write_queue":32,"max_packet_size":65536,"retain_available":false}}`,
-			flash: "Saved. Takes effect at the next start: MQTT limits, the queue bound per client.",
+			flash: "Saved. Takes effect at the next start: mqtt, session queue bound (mqtt.max_queued_bytes, memory.budget_bytes).",
 		},
 		{
 			name: "log level applies at once", action: "/settings/general", form: "general-form",

@@ -27,14 +27,6 @@ var (
 	commit  = "none"
 )
 
-const usage = `usage: edgegate [serve] [--data DIR] [--config FILE]
-       edgegate version
-       edgegate user add|passwd|delete|list ...
-       edgegate trace client|topic|list|stop ...
-       edgegate cert list|show|issue|import|export|renew|revoke ...
-       edgegate ca show|rotate ...
-`
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
@@ -50,24 +42,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	configFile := fs.String("config", "/etc/edgegate/edgegate.json", "optional settings file whose keys win and are locked")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	switch verb {
-	case "version":
+	if verb == "version" {
 		fmt.Fprintf(stdout, "edgegate %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return 0
-	case "user", "trace", "cert", "ca":
-		if err := fs.Parse(args); err != nil {
-			return 2
-		}
-		return cli.Run(ctx, verb, *dataDir, fs.Args(), stdin, stdout, stderr)
-	case "serve":
-		if err := fs.Parse(args); err != nil {
-			return 2
-		}
-		return serve(ctx, *dataDir, *configFile, stdout, stderr)
-	default:
-		fmt.Fprint(stderr, usage)
+	}
+	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if verb == "serve" {
+		return serve(ctx, *dataDir, *configFile, stdout, stderr)
+	}
+	return cli.Run(ctx, verb, *dataDir, fs.Args(), stdin, stdout, stderr) // the management commands
 }
 
 func serve(ctx context.Context, dataDir, configFile string, stdout, stderr io.Writer) int {

@@ -62,9 +62,18 @@ func (e *apiError) Error() string {
 	return e.Message
 }
 
+// Usage lists edgegate's commands.
+const Usage = `usage: edgegate [serve] [--data DIR] [--config FILE]
+       edgegate version
+       edgegate user add|passwd|delete|list ...
+       edgegate trace client|topic|list|stop ...
+       edgegate cert list|show|issue|import|export|renew|revoke ...
+       edgegate ca show|rotate ...
+`
+
 // Run runs the subcommand verb ("user", "trace", "cert" or "ca") with its
 // arguments and returns its exit code: 0 on success, 1 on failure, 2 for a
-// wrong command line.
+// wrong command line (an unknown verb prints Usage).
 func Run(ctx context.Context, verb, dataDir string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch verb {
 	case "user":
@@ -74,7 +83,7 @@ func Run(ctx context.Context, verb, dataDir string, args []string, stdin io.Read
 	case "cert", "ca":
 		return Cert(ctx, verb, dataDir, args, stdin, stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "edgegate: unknown command %q\n", verb)
+	fmt.Fprintf(stderr, "edgegate: unknown command %q\n%s", verb, Usage)
 	return exitUsage
 }
 

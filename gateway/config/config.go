@@ -334,3 +334,28 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // Std returns the duration as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// RestartOnly names the changed settings that apply only at the next
+// start; everything else applies to the running gateway when saved.
+func RestartOnly(old, next Config) []string {
+	var out []string
+	if old.Node != next.Node {
+		out = append(out, "node")
+	}
+	if old.API != next.API {
+		out = append(out, "api")
+	}
+	if old.MQTT != next.MQTT {
+		out = append(out, "mqtt")
+	}
+	if old.Sys != next.Sys {
+		out = append(out, "sys")
+	}
+	if old.Trace != next.Trace {
+		out = append(out, "trace")
+	}
+	if old.SessionQueueBytes() != next.SessionQueueBytes() {
+		out = append(out, "session queue bound (mqtt.max_queued_bytes, memory.budget_bytes)")
+	}
+	return out
+}

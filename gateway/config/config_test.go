@@ -223,3 +223,13 @@ func TestValidateACME(t *testing.T) {
 		}
 	}
 }
+
+func TestRestartOnly(t *testing.T) {
+	old := Defaults()
+	next := Defaults()
+	next.Sys.Interval = Duration(time.Second)
+	next.ACL.NoMatch = "deny"
+	if got := strings.Join(RestartOnly(old, next), ","); got != "sys" {
+		t.Errorf("RestartOnly = %q, want sys (acl applies live)", got)
+	}
+}

@@ -54,7 +54,7 @@ func TestWebUISettings(t *testing.T) {
 	); err != nil {
 		t.Fatalf("save the $SYS interval: %v", err)
 	}
-	settingsWantText(t, ctx, "flash", "Saved. Takes effect at the next start: $SYS settings.")
+	settingsWantText(t, ctx, "flash", "Saved. Takes effect at the next start: sys.")
 	shot(t, ctx, "settings")
 
 	var view struct {
