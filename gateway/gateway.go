@@ -343,7 +343,7 @@ func (g *Gateway) Reexec(st *store.Store) error {
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("restart: %w", err)
 	}
-	return fmt.Errorf("restart: exec: %w", syscall.Exec("/proc/self/exe", os.Args, os.Environ()))
+	return fmt.Errorf("restart: exec: %w", syscall.Exec("/proc/self/exe", os.Args, os.Environ())) //nolint:gosec // G204: this very binary with its own arguments
 }
 
 // dataLayout names the data directory's files for backups and resets.
@@ -436,7 +436,6 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
-
 
 // setMemoryLimit makes the memory budget the runtime's soft limit, unless
 // the operator set GOMEMLIMIT in the environment, which wins.

@@ -95,4 +95,3 @@ func TestSettingsApplyReportsPartialFailure(t *testing.T) {
 		t.Errorf("saved %d, store %d", v.Version, cur.Version)
 	}
 }
-

@@ -55,7 +55,7 @@ func (g *Gateway) httpHandler(httpsPort string) http.Handler {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			code = http.StatusPermanentRedirect // keeps the method and body
 		}
-		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), code)
+		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), code) //nolint:gosec // G710: the same host the browser asked for, over HTTPS
 	})
 }
 

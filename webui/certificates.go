@@ -381,7 +381,7 @@ const (
 func (u *UI) importCertificate(w http.ResponseWriter, r *http.Request, ss *session) error {
 	f := importForm{Errors: map[string]string{}}
 	r.Body = http.MaxBytesReader(w, r.Body, maxImportBody)
-	if err := r.ParseMultipartForm(maxImportBody); err != nil {
+	if err := r.ParseMultipartForm(maxImportBody); err != nil { //nolint:gosec // G120: the body is limited by http.MaxBytesReader
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			f.Errors["import-file"] = "The upload is too large: a certificate file is at most 1 MiB."

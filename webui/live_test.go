@@ -96,7 +96,9 @@ func liveServer(t *testing.T) (*UI, *liveFakeBroker, *httptest.Server, *session)
 	return u, b, srv, u.sessions.create()
 }
 
-func dialLive(t *testing.T, srv *httptest.Server, ss *session, origin, feeds string) (*websocket.Conn, *http.Response, error) {
+// dialLive opens the page websocket; status is the handshake's HTTP
+// status (0 without a response).
+func dialLive(t *testing.T, srv *httptest.Server, ss *session, origin, feeds string) (ws *websocket.Conn, status int, err error) {
 	t.Helper()
 	d := websocket.Dialer{TLSClientConfig: srv.Client().Transport.(*http.Transport).TLSClientConfig, HandshakeTimeout: 5 * time.Second}
 	h := http.Header{}
@@ -106,7 +108,12 @@ func dialLive(t *testing.T, srv *httptest.Server, ss *session, origin, feeds str
 	if ss != nil {
 		h.Set("Cookie", sessionCookie+"="+ss.id)
 	}
-	return d.Dial("wss"+strings.TrimPrefix(srv.URL, "https")+"/live?feeds="+feeds, h)
+	ws, resp, err := d.Dial("wss"+strings.TrimPrefix(srv.URL, "https")+"/live?feeds="+feeds, h)
+	if resp != nil {
+		status = resp.StatusCode
+		resp.Body.Close()
+	}
+	return ws, status, err
 }
 
 // nextEvent reads events until one of type typ arrives.
@@ -193,13 +200,13 @@ func TestLiveRefusesOtherOriginsAndAnonymous(t *testing.T) {
 		{"no origin", ss, ""},
 		{"no session", nil, srv.URL},
 	} {
-		ws, resp, err := dialLive(t, srv, tc.ss, tc.origin, "stats")
+		ws, status, err := dialLive(t, srv, tc.ss, tc.origin, "stats")
 		if err == nil {
 			ws.Close()
 			t.Errorf("%s: websocket accepted", tc.name)
 			continue
 		}
-		if resp == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+		if status == 0 || status == http.StatusSwitchingProtocols {
 			t.Errorf("%s: %v; want an HTTP refusal", tc.name, err)
 		}
 	}

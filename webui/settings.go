@@ -626,4 +626,3 @@ func problemSentence(s string) string {
 	}
 	return s
 }
-

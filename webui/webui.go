@@ -222,7 +222,7 @@ func (u *UI) redirect(w http.ResponseWriter, r *http.Request, ss *session, to, f
 	if flash != "" {
 		u.sessions.setFlash(ss, flash)
 	}
-	http.Redirect(w, r, to, http.StatusSeeOther)
+	http.Redirect(w, r, to, http.StatusSeeOther) //nolint:gosec // G710: to is a path of this site (handlers pass constants or safeNext)
 	return nil
 }
 

@@ -75,7 +75,7 @@ func dataTestID(id string) chromedp.CSS {
 // webLogin sets the admin password through the API with the banner's setup
 // code and logs the browser in through the login page with adminPassword;
 // it returns when the dashboard shows.
-func webLogin(t *testing.T, ctx context.Context, d *daemon) {
+func webLogin(ctx context.Context, t *testing.T, d *daemon) {
 	t.Helper()
 	d.setupAdmin(t)
 	if err := chromedp.Do(ctx,
@@ -92,7 +92,7 @@ func webLogin(t *testing.T, ctx context.Context, d *daemon) {
 // shot saves full-page screenshots of the current page at 1280 px and
 // 360 px width as <name>-1280.png and <name>-360.png in t.ArtifactDir(),
 // which `go test -artifacts` keeps. The viewport is reset afterwards.
-func shot(t *testing.T, ctx context.Context, name string) {
+func shot(ctx context.Context, t *testing.T, name string) {
 	t.Helper()
 	dir := t.ArtifactDir()
 	// Phone width first: ending at the window's own size makes clearing the

@@ -12,7 +12,7 @@ import (
 
 // accessSubmit clicks a submit button and waits for the page the answer
 // leads to (after the post/redirect/get), requiring it to load with want.
-func accessSubmit(t *testing.T, ctx context.Context, what string, button chromedp.CSS, want int) {
+func accessSubmit(ctx context.Context, t *testing.T, what string, button chromedp.CSS, want int) {
 	t.Helper()
 	resp, err := chromedp.RunResponse(ctx, chromedp.Click(button))
 	if err != nil {
@@ -24,7 +24,7 @@ func accessSubmit(t *testing.T, ctx context.Context, what string, button chromed
 }
 
 // accessText returns the text of the first element sel matches.
-func accessText(t *testing.T, ctx context.Context, sel chromedp.CSS) string {
+func accessText(ctx context.Context, t *testing.T, sel chromedp.CSS) string {
 	t.Helper()
 	s, err := chromedp.Run(ctx, chromedp.Text(sel))
 	if err != nil {
@@ -34,7 +34,7 @@ func accessText(t *testing.T, ctx context.Context, sel chromedp.CSS) string {
 }
 
 // accessAttr returns an attribute of the first element sel matches.
-func accessAttr(t *testing.T, ctx context.Context, sel chromedp.CSS, name string) string {
+func accessAttr(ctx context.Context, t *testing.T, sel chromedp.CSS, name string) string {
 	t.Helper()
 	attrs, err := chromedp.Run(ctx, chromedp.Attributes(sel))
 	if err != nil {
@@ -49,7 +49,7 @@ func accessRule(n string, inner string) chromedp.CSS {
 }
 
 // accessAddUser adds an MQTT user on the Access page.
-func accessAddUser(t *testing.T, ctx context.Context, d *daemon, username, password string) {
+func accessAddUser(ctx context.Context, t *testing.T, d *daemon, username, password string) {
 	t.Helper()
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(d.webBase+"/access"),
@@ -59,8 +59,8 @@ func accessAddUser(t *testing.T, ctx context.Context, d *daemon, username, passw
 	); err != nil {
 		t.Fatalf("fill the add-user form: %v", err)
 	}
-	accessSubmit(t, ctx, "add MQTT user "+username, dataTestID("user-add"), http.StatusOK)
-	if got := accessText(t, ctx, dataTestID("flash")); got != `MQTT user "`+username+`" added.` {
+	accessSubmit(ctx, t, "add MQTT user "+username, dataTestID("user-add"), http.StatusOK)
+	if got := accessText(ctx, t, dataTestID("flash")); got != `MQTT user "`+username+`" added.` {
 		t.Errorf("after adding %s the page says %q", username, got)
 	}
 	row := chromedp.CSS(`[data-testid="user-row"][data-username="` + username + `"]`)
@@ -75,10 +75,10 @@ func TestWebUIAddUserThenPublish(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, baseSettings())
 	ctx := newBrowser(t)
-	webLogin(t, ctx, d)
+	webLogin(ctx, t, d)
 	const password = "Sensor-UI-Pass-1"
-	accessAddUser(t, ctx, d, "sensor-ui", password)
-	shot(t, ctx, "access")
+	accessAddUser(ctx, t, d, "sensor-ui", password)
+	shot(ctx, t, "access")
 
 	mctx := testContext(t, 30*time.Second)
 	pub := append(mosqTCP(d, "tcp"), "-i", "sensor-ui-pub", "-u", "sensor-ui", "-t", "ui/test", "-m", "hi", "-q", "1")
@@ -100,7 +100,7 @@ func TestWebUIACLRefusesPublish(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, baseSettings())
 	ctx := newBrowser(t)
-	webLogin(t, ctx, d)
+	webLogin(ctx, t, d)
 	const password = "Sensor-UI-Pass-1"
 	d.addUser(t, "sensor-ui", password, false)
 	d.addUser(t, "observer", "Observer-Pass-1", false)
@@ -131,22 +131,22 @@ func TestWebUIACLRefusesPublish(t *testing.T) {
 	); err != nil {
 		t.Fatalf("fill the add-rule form: %v", err)
 	}
-	if got := accessAttr(t, ctx, dataTestID("rule-position"), "value"); got != "6" {
+	if got := accessAttr(ctx, t, dataTestID("rule-position"), "value"); got != "6" {
 		t.Fatalf("a new rule's position is %q, want 6 (after the five default rules)", got)
 	}
-	accessSubmit(t, ctx, "add the deny rule", dataTestID("rule-submit"), http.StatusOK)
+	accessSubmit(ctx, t, "add the deny rule", dataTestID("rule-submit"), http.StatusOK)
 	const rule = "deny user sensor-ui publish ui/blocked"
-	if got := accessText(t, ctx, accessRule("6", "")); !strings.HasPrefix(got, "6 "+rule) {
+	if got := accessText(ctx, t, accessRule("6", "")); !strings.HasPrefix(got, "6 "+rule) {
 		t.Fatalf("rule 6 shows %q, want %q", got, rule)
 	}
 	for n := 6; n > 1; n-- {
 		from, to := string(rune('0'+n)), string(rune('0'+n-1))
-		accessSubmit(t, ctx, "move rule "+from+" up", accessRule(from, `[data-testid="acl-up"]`), http.StatusOK)
-		if got := accessText(t, ctx, accessRule(to, "")); !strings.HasPrefix(got, to+" "+rule) {
+		accessSubmit(ctx, t, "move rule "+from+" up", accessRule(from, `[data-testid="acl-up"]`), http.StatusOK)
+		if got := accessText(ctx, t, accessRule(to, "")); !strings.HasPrefix(got, to+" "+rule) {
 			t.Fatalf("after moving rule %s up, rule %s shows %q", from, to, got)
 		}
 	}
-	if got := accessText(t, ctx, dataTestID("flash")); got != "ACL rule 2 is now rule 1." {
+	if got := accessText(ctx, t, dataTestID("flash")); got != "ACL rule 2 is now rule 1." {
 		t.Errorf("flash %q", got)
 	}
 
@@ -160,19 +160,19 @@ func TestWebUIACLRefusesPublish(t *testing.T) {
 	); err != nil {
 		t.Fatalf("fill the rule tester: %v", err)
 	}
-	accessSubmit(t, ctx, "test the rules", dataTestID("test-submit"), http.StatusOK)
+	accessSubmit(ctx, t, "test the rules", dataTestID("test-submit"), http.StatusOK)
 	result := dataTestID("acl-test-result")
-	if rule, decision := accessAttr(t, ctx, result, "data-rule"), accessAttr(t, ctx, result, "data-decision"); rule != "1" || decision != "deny" {
-		t.Errorf("tester: rule %q decides %q, want rule 1, deny (%q)", rule, decision, accessText(t, ctx, result))
+	if rule, decision := accessAttr(ctx, t, result, "data-rule"), accessAttr(ctx, t, result, "data-decision"); rule != "1" || decision != "deny" {
+		t.Errorf("tester: rule %q decides %q, want rule 1, deny (%q)", rule, decision, accessText(ctx, t, result))
 	}
-	if class := accessAttr(t, ctx, accessRule("1", ""), "class"); !strings.Contains(class, "match") {
+	if class := accessAttr(ctx, t, accessRule("1", ""), "class"); !strings.Contains(class, "match") {
 		t.Errorf("the matching row is not highlighted (class %q)", class)
 	}
 	loc, err := chromedp.Run(ctx, chromedp.Location())
 	if err != nil || !strings.Contains(loc, "/access?test=1&") || !strings.Contains(loc, "topic=ui%2Fblocked") {
 		t.Errorf("the tester's answer is not at a shareable address: %q (%v)", loc, err)
 	}
-	shot(t, ctx, "access-acl")
+	shot(ctx, t, "access-acl")
 
 	// Broker side: the refused message is not delivered, the marker is.
 	r := publish("ui/blocked", "after")

@@ -17,7 +17,7 @@ import (
 )
 
 // location returns the URL the browser shows.
-func location(t *testing.T, ctx context.Context) string {
+func location(ctx context.Context, t *testing.T) string {
 	t.Helper()
 	loc, err := chromedp.Run(ctx, chromedp.Location())
 	if err != nil {
@@ -28,9 +28,9 @@ func location(t *testing.T, ctx context.Context) string {
 
 // wantPath fails the test unless the browser shows path (with query) on
 // the web UI.
-func wantPath(t *testing.T, ctx context.Context, d *daemon, path string) {
+func wantPath(ctx context.Context, t *testing.T, d *daemon, path string) {
 	t.Helper()
-	if loc := location(t, ctx); loc != d.webBase+path {
+	if loc := location(ctx, t); loc != d.webBase+path {
 		t.Fatalf("browser is at %s, want %s%s", loc, d.webBase, path)
 	}
 }
@@ -47,8 +47,8 @@ func TestWebUISetupAndLogin(t *testing.T) {
 	); err != nil {
 		t.Fatalf("open the web UI: %v", err)
 	}
-	wantPath(t, ctx, d, "/setup")
-	shot(t, ctx, "setup")
+	wantPath(ctx, t, d, "/setup")
+	shot(ctx, t, "setup")
 
 	if err := chromedp.Do(ctx,
 		chromedp.SendKeys(dataTestID("setup-code"), d.setupCode),
@@ -62,7 +62,7 @@ func TestWebUISetupAndLogin(t *testing.T) {
 		t.Fatalf("complete setup: %v", err)
 	}
 	d.adminSet = true
-	wantPath(t, ctx, d, "/")
+	wantPath(ctx, t, d, "/")
 	node, err := chromedp.Run(ctx, chromedp.Text(dataTestID("node-name")))
 	if err != nil {
 		t.Fatalf("read the node name: %v", err)
@@ -80,7 +80,7 @@ func TestWebUISetupAndLogin(t *testing.T) {
 	if s := settings.Settings; s.Node != "gw-test-1" || s.TimeZone != "Europe/Berlin" {
 		t.Errorf("settings after setup: node %q, timezone %q; want gw-test-1, Europe/Berlin", s.Node, s.TimeZone)
 	}
-	shot(t, ctx, "dashboard")
+	shot(ctx, t, "dashboard")
 
 	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{d.webBase + "/"}})
 	if err != nil {
@@ -113,7 +113,7 @@ func TestWebUISetupAndLogin(t *testing.T) {
 	); err != nil {
 		t.Fatalf("log out: %v", err)
 	}
-	wantPath(t, ctx, d, "/login")
+	wantPath(ctx, t, d, "/login")
 
 	// Without a session a page sends the browser to log in, keeping where
 	// it wanted to go; the done setup page does too.
@@ -123,15 +123,15 @@ func TestWebUISetupAndLogin(t *testing.T) {
 	); err != nil {
 		t.Fatalf("open /clients after logout: %v", err)
 	}
-	wantPath(t, ctx, d, "/login?next=%2Fclients")
+	wantPath(ctx, t, d, "/login?next=%2Fclients")
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(d.webBase+"/setup"),
 		chromedp.WaitVisible(dataTestID("login-password")),
 	); err != nil {
 		t.Fatalf("open /setup after setup: %v", err)
 	}
-	wantPath(t, ctx, d, "/login")
-	shot(t, ctx, "login")
+	wantPath(ctx, t, d, "/login")
+	shot(ctx, t, "login")
 
 	if err := chromedp.Do(ctx,
 		chromedp.SendKeys(dataTestID("login-password"), adminPassword),
@@ -140,7 +140,7 @@ func TestWebUISetupAndLogin(t *testing.T) {
 	); err != nil {
 		t.Fatalf("log in again: %v", err)
 	}
-	wantPath(t, ctx, d, "/")
+	wantPath(ctx, t, d, "/")
 }
 
 func TestWebUIWrongPasswordRateLimited(t *testing.T) {
@@ -189,7 +189,7 @@ func TestWebUIWrongPasswordRateLimited(t *testing.T) {
 	if _, ok := headers["Retry-After"]; !ok {
 		t.Errorf("429 answer without Retry-After (headers %v)", headers)
 	}
-	shot(t, ctx, "login-rate-limited")
+	shot(ctx, t, "login-rate-limited")
 
 	// The web UI and the admin API count failures together.
 	if status, body := d.apiRaw(t, "GET", "/api/v1/users", "", nil, true); status != http.StatusTooManyRequests {
@@ -224,7 +224,7 @@ func TestWebUICSRFRefused(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, baseSettings())
 	ctx := newBrowser(t)
-	webLogin(t, ctx, d)
+	webLogin(ctx, t, d)
 
 	for _, attack := range []struct {
 		path   string
@@ -252,7 +252,7 @@ func TestWebUICSRFRefused(t *testing.T) {
 				break
 			}
 		}
-		wantPath(t, ctx, d, attack.path)
+		wantPath(ctx, t, d, attack.path)
 
 		// The session survived and nothing changed.
 		if err := chromedp.Do(ctx,
@@ -284,7 +284,7 @@ func TestWebUIHTTPRedirect(t *testing.T) {
 		Transport:     &http.Transport{Proxy: nil, DisableKeepAlives: true},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	do := func(method, path string) *http.Response {
+	do := func(method, path string) (status int, location string) {
 		t.Helper()
 		req, err := http.NewRequest(method, d.apiBase+path, nil)
 		if err != nil {
@@ -295,7 +295,7 @@ func TestWebUIHTTPRedirect(t *testing.T) {
 			t.Fatalf("%s %s: %v", method, path, err)
 		}
 		resp.Body.Close()
-		return resp
+		return resp.StatusCode, resp.Header.Get("Location")
 	}
 
 	for _, tc := range []struct {
@@ -307,16 +307,16 @@ func TestWebUIHTTPRedirect(t *testing.T) {
 		// A form post keeps its method and body through the redirect.
 		{"POST", "/login", http.StatusPermanentRedirect},
 	} {
-		resp := do(tc.method, tc.path)
+		status, location := do(tc.method, tc.path)
 		want := "https://127.0.0.1:" + web.Port() + tc.path
-		if resp.StatusCode != tc.status || resp.Header.Get("Location") != want {
-			t.Errorf("%s http %s: %d to %q, want %d to %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Location"), tc.status, want)
+		if status != tc.status || location != want {
+			t.Errorf("%s http %s: %d to %q, want %d to %q", tc.method, tc.path, status, location, tc.status, want)
 		}
 	}
 
 	// The CA certificate stays on plain HTTP for sensors without HTTPS.
-	if resp := do("GET", "/pki/ca"); resp.StatusCode != http.StatusOK {
-		t.Errorf("GET http /pki/ca: status %d, want 200", resp.StatusCode)
+	if status, _ := do("GET", "/pki/ca"); status != http.StatusOK {
+		t.Errorf("GET http /pki/ca: status %d, want 200", status)
 	}
 
 	// Local tools keep the API on plain HTTP: setupAdmin and addUser post
@@ -336,7 +336,7 @@ func TestWebUIScreenshots(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, baseSettings())
 	ctx := newBrowser(t)
-	webLogin(t, ctx, d)
+	webLogin(ctx, t, d)
 
 	// The navigation lists every page (navItems in webui/layout.templ).
 	type navLink struct {
@@ -376,6 +376,6 @@ func TestWebUIScreenshots(t *testing.T) {
 		if failed || h1 == "" {
 			t.Errorf("%s shows an error or no title (h1 %q)", l.Href, h1)
 		}
-		shot(t, ctx, l.ID)
+		shot(ctx, t, l.ID)
 	}
 }

@@ -19,7 +19,7 @@ import (
 
 // certUISubmit clicks a submit button and waits for the page the answer
 // leads to, requiring it to load with status want.
-func certUISubmit(t *testing.T, ctx context.Context, what string, button chromedp.CSS, want int) {
+func certUISubmit(ctx context.Context, t *testing.T, what string, button chromedp.CSS, want int) {
 	t.Helper()
 	resp, err := chromedp.RunResponse(ctx, chromedp.Click(button))
 	if err != nil {
@@ -32,7 +32,7 @@ func certUISubmit(t *testing.T, ctx context.Context, what string, button chromed
 
 // certUIText returns the text of the first element sel matches, with its
 // white space collapsed.
-func certUIText(t *testing.T, ctx context.Context, sel chromedp.CSS) string {
+func certUIText(ctx context.Context, t *testing.T, sel chromedp.CSS) string {
 	t.Helper()
 	s, err := chromedp.Run(ctx, chromedp.Text(sel))
 	if err != nil {
@@ -43,7 +43,7 @@ func certUIText(t *testing.T, ctx context.Context, sel chromedp.CSS) string {
 
 // certUIDownload clicks link, lets the browser save the file into a fresh
 // directory and returns the file's suggested name and its content.
-func certUIDownload(t *testing.T, ctx context.Context, link chromedp.CSS) (string, []byte) {
+func certUIDownload(ctx context.Context, t *testing.T, link chromedp.CSS) (string, []byte) {
 	t.Helper()
 	dir := t.TempDir()
 	// Both subscriptions start now, before the click.
@@ -105,7 +105,7 @@ func TestWebUISensorP12(t *testing.T) {
 		"listeners": obj{"tls": obj{"tls": obj{"client_auth": "required", "client_ca": "local"}}},
 	})
 	ctx := newBrowser(t)
-	webLogin(t, ctx, d)
+	webLogin(ctx, t, d)
 
 	// Issue the sensor's certificate.
 	if err := chromedp.Do(ctx,
@@ -119,9 +119,9 @@ func TestWebUISensorP12(t *testing.T) {
 	); err != nil {
 		t.Fatalf("fill the create form: %v", err)
 	}
-	shot(t, ctx, "certificate-create")
-	certUISubmit(t, ctx, "issue the sensor certificate", dataTestID("create-submit"), http.StatusOK)
-	if got := certUIText(t, ctx, dataTestID("flash")); got != `Certificate "sensor-ui-1" issued by the local CA.` {
+	shot(ctx, t, "certificate-create")
+	certUISubmit(ctx, t, "issue the sensor certificate", dataTestID("create-submit"), http.StatusOK)
+	if got := certUIText(ctx, t, dataTestID("flash")); got != `Certificate "sensor-ui-1" issued by the local CA.` {
 		t.Errorf("after issuing, the page says %q", got)
 	}
 	for sel, want := range map[string]string{
@@ -130,7 +130,7 @@ func TestWebUISensorP12(t *testing.T) {
 		"certificate-usage":   "TLS client",
 		"certificate-has-key": "kept on the gateway",
 	} {
-		if got := certUIText(t, ctx, dataTestID(sel)); got != want {
+		if got := certUIText(ctx, t, dataTestID(sel)); got != want {
 			t.Errorf("detail %s = %q, want %q", sel, got, want)
 		}
 	}
@@ -138,7 +138,7 @@ func TestWebUISensorP12(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shot(t, ctx, "certificate-detail")
+	shot(ctx, t, "certificate-detail")
 
 	// The list shows it, valid, beside the listeners' own certificate.
 	if err := chromedp.Do(ctx,
@@ -148,20 +148,20 @@ func TestWebUISensorP12(t *testing.T) {
 		t.Fatal(err)
 	}
 	row := `[data-testid="certificate-row"][data-id="` + strings.TrimPrefix(detail, d.webBase+"/certificates/") + `"] `
-	if got := certUIText(t, ctx, chromedp.CSS(row+`[data-testid="certificate-status"]`)); got != "valid" {
+	if got := certUIText(ctx, t, chromedp.CSS(row+`[data-testid="certificate-status"]`)); got != "valid" {
 		t.Errorf("the list shows the new certificate as %q", got)
 	}
-	if got := certUIText(t, ctx, chromedp.CSS(`[data-testid="certificate-row"][data-id="local-server"] [data-testid="certificate-usage"]`)); !strings.Contains(got, "served by the TLS listeners") {
+	if got := certUIText(ctx, t, chromedp.CSS(`[data-testid="certificate-row"][data-id="local-server"] [data-testid="certificate-usage"]`)); !strings.Contains(got, "served by the TLS listeners") {
 		t.Errorf("the listeners' certificate shows usage %q", got)
 	}
-	shot(t, ctx, "certificates")
+	shot(ctx, t, "certificates")
 
 	// Export it: the password is shown once, the file is downloaded once.
 	if err := chromedp.Do(ctx, chromedp.Navigate(detail), chromedp.WaitVisible(dataTestID("export-form"))); err != nil {
 		t.Fatal(err)
 	}
-	certUISubmit(t, ctx, "export the p12", dataTestID("export-submit"), http.StatusOK)
-	password := certUIText(t, ctx, dataTestID("export-password"))
+	certUISubmit(ctx, t, "export the p12", dataTestID("export-submit"), http.StatusOK)
+	password := certUIText(ctx, t, dataTestID("export-password"))
 	if len(password) < 20 {
 		t.Fatalf("export password %q: want a long generated one", password)
 	}
@@ -170,8 +170,8 @@ func TestWebUISensorP12(t *testing.T) {
 		t.Fatal(err)
 	}
 	link := attrs["href"]
-	shot(t, ctx, "certificate-export")
-	name, p12 := certUIDownload(t, ctx, dataTestID("export-download"))
+	shot(ctx, t, "certificate-export")
+	name, p12 := certUIDownload(ctx, t, dataTestID("export-download"))
 	if name != "sensor-ui-1.p12" {
 		t.Errorf("downloaded file name %q, want sensor-ui-1.p12", name)
 	}

@@ -20,8 +20,8 @@ func TestWebUIInspector(t *testing.T) {
 	mctx := testContext(t, 2*time.Minute)
 	d := startDaemon(t, obj{"auth": obj{"allow_anonymous": true}})
 	ctx := newBrowser(t)
-	questions := clientsAcceptDialogs(t, ctx)
-	webLogin(t, ctx, d)
+	questions := clientsAcceptDialogs(ctx, t)
+	webLogin(ctx, t, d)
 
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(d.webBase+"/topics"),
@@ -56,7 +56,7 @@ func TestWebUIInspector(t *testing.T) {
 	if want := "{\n  \"celsius\": 21.5\n}"; payload != want {
 		t.Errorf("inspected payload %q, want %q", payload, want)
 	}
-	shot(t, ctx, "topics")
+	shot(ctx, t, "topics")
 
 	// A retained test message from the publish form lands in the retained
 	// table, and the table deletes it again.
@@ -68,14 +68,14 @@ func TestWebUIInspector(t *testing.T) {
 	); err != nil {
 		t.Fatalf("fill in the publish form: %v", err)
 	}
-	clientsSubmit(t, ctx, "publish-submit")
-	clientsWantText(t, ctx, "flash", "Published to plant/line1/setpoint.")
-	clientsWantText(t, ctx, "retained-topic", "plant/line1/setpoint")
-	clientsWantText(t, ctx, "retained-payload", "22.5")
+	clientsSubmit(ctx, t, "publish-submit")
+	clientsWantText(ctx, t, "flash", "Published to plant/line1/setpoint.")
+	clientsWantText(ctx, t, "retained-topic", "plant/line1/setpoint")
+	clientsWantText(ctx, t, "retained-payload", "22.5")
 
-	clientsSubmit(t, ctx, "retained-delete")
+	clientsSubmit(ctx, t, "retained-delete")
 	clientsWantQuestion(t, questions, "Delete the retained message on plant/line1/setpoint?")
-	clientsWantText(t, ctx, "flash", "Deleted the retained message on plant/line1/setpoint.")
+	clientsWantText(ctx, t, "flash", "Deleted the retained message on plant/line1/setpoint.")
 	if err := chromedp.Do(ctx, chromedp.WaitNotPresent(dataTestID("retained-row"))); err != nil {
 		t.Fatalf("the deleted message is still listed: %v", err)
 	}
@@ -100,8 +100,8 @@ func TestWebUIKickClient(t *testing.T) {
 	sensor.mustSubscribe(mctx, 1, "plant/kick-1/cmd")
 	mustConnectGo(mctx, t, dial, connOpts{clientID: "sensor-stays-2"})
 	ctx := newBrowser(t)
-	questions := clientsAcceptDialogs(t, ctx)
-	webLogin(t, ctx, d)
+	questions := clientsAcceptDialogs(ctx, t)
+	webLogin(ctx, t, d)
 
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(d.webBase+"/clients"),
@@ -109,26 +109,26 @@ func TestWebUIKickClient(t *testing.T) {
 	); err != nil {
 		t.Fatalf("open the clients list: %v", err)
 	}
-	clientsWantText(t, ctx, "clients-count", "2 of 2 clients")
-	shot(t, ctx, "clients")
+	clientsWantText(ctx, t, "clients-count", "2 of 2 clients")
+	shot(ctx, t, "clients")
 
 	if err := chromedp.Do(ctx, chromedp.SendKeys(dataTestID("clients-query"), "kick-1")); err != nil {
 		t.Fatalf("type a search: %v", err)
 	}
-	clientsSubmit(t, ctx, "clients-search-submit")
-	clientsWantText(t, ctx, "clients-count", "1 of 2 clients")
-	clientsWantText(t, ctx, "client-link", "sensor-kick-1")
+	clientsSubmit(ctx, t, "clients-search-submit")
+	clientsWantText(ctx, t, "clients-count", "1 of 2 clients")
+	clientsWantText(ctx, t, "client-link", "sensor-kick-1")
 
-	clientsSubmit(t, ctx, "client-link")
-	clientsWantText(t, ctx, "client-id", "sensor-kick-1")
+	clientsSubmit(ctx, t, "client-link")
+	clientsWantText(ctx, t, "client-id", "sensor-kick-1")
 	if sub, err := chromedp.Run(ctx, chromedp.Text(dataTestID("client-subscription"))); err != nil || !strings.Contains(sub, "plant/kick-1/cmd") {
 		t.Errorf("client subscriptions show %q (%v), want plant/kick-1/cmd", sub, err)
 	}
-	shot(t, ctx, "client-detail")
+	shot(ctx, t, "client-detail")
 
-	clientsSubmit(t, ctx, "client-kick")
+	clientsSubmit(ctx, t, "client-kick")
 	clientsWantQuestion(t, questions, "Disconnect sensor-kick-1?")
-	clientsWantText(t, ctx, "flash", "Disconnected sensor-kick-1.")
+	clientsWantText(ctx, t, "flash", "Disconnected sensor-kick-1.")
 	if err := sensor.waitClosed(mctx); err != nil {
 		t.Fatalf("the kicked sensor's connection stays open: %v", err)
 	}
@@ -154,12 +154,12 @@ func TestWebUIKickClient(t *testing.T) {
 	); err != nil {
 		t.Fatalf("search for the kicked client: %v", err)
 	}
-	clientsWantText(t, ctx, "clients-count", "0 of 1 clients")
+	clientsWantText(ctx, t, "clients-count", "0 of 1 clients")
 }
 
 // clientsAcceptDialogs accepts every JavaScript dialog the page opens
 // (the data-confirm questions) and passes on their messages.
-func clientsAcceptDialogs(t *testing.T, ctx context.Context) <-chan string {
+func clientsAcceptDialogs(ctx context.Context, t *testing.T) <-chan string {
 	t.Helper()
 	lctx, cancel := context.WithCancel(ctx)
 	dialogs := chromedp.Events(lctx, page.JavascriptDialogOpening)
@@ -191,7 +191,7 @@ func clientsAcceptDialogs(t *testing.T, ctx context.Context) <-chan string {
 
 // clientsSubmit clicks the element with data-testid id (a submit button
 // or a link) and waits for the page it leads to.
-func clientsSubmit(t *testing.T, ctx context.Context, id string) {
+func clientsSubmit(ctx context.Context, t *testing.T, id string) {
 	t.Helper()
 	if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Click(dataTestID(id)))); err != nil {
 		t.Fatalf("click %s: %v", id, err)
@@ -214,7 +214,7 @@ func clientsWantQuestion(t *testing.T, questions <-chan string, want string) {
 
 // clientsWantText checks the visible text of the first element with
 // data-testid id.
-func clientsWantText(t *testing.T, ctx context.Context, id, want string) {
+func clientsWantText(ctx context.Context, t *testing.T, id, want string) {
 	t.Helper()
 	got, err := chromedp.Run(ctx, chromedp.Text(dataTestID(id)))
 	if err != nil {

@@ -153,7 +153,10 @@ func (w *webClient) liveStats(ctx context.Context, t *testing.T) (point struct {
 		h.Add("Cookie", c.Name+"="+c.Value)
 	}
 	dialer := websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, HandshakeTimeout: 30 * time.Second}
-	ws, _, err := dialer.DialContext(ctx, "wss://"+u.Host+"/live?feeds=stats", h)
+	ws, resp, err := dialer.DialContext(ctx, "wss://"+u.Host+"/live?feeds=stats", h)
+	if resp != nil {
+		resp.Body.Close()
+	}
 	if err != nil {
 		t.Fatalf("live websocket: %v", err)
 	}

@@ -19,7 +19,7 @@ func TestWebUISettings(t *testing.T) {
 	// The settings file binds every listener but leaves $SYS to the page.
 	d := startDaemon(t, obj{"sys": nil})
 	ctx := newBrowser(t)
-	webLogin(t, ctx, d)
+	webLogin(ctx, t, d)
 
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(d.webBase+"/settings"),
@@ -27,8 +27,8 @@ func TestWebUISettings(t *testing.T) {
 	); err != nil {
 		t.Fatalf("open the settings page: %v", err)
 	}
-	settingsWantText(t, ctx, "listener-address-tcp", d.addr("tcp"))
-	settingsWantText(t, ctx, "listeners-tcp-bind-locked", "set by the image ("+d.configPath+")")
+	settingsWantText(ctx, t, "listener-address-tcp", d.addr("tcp"))
+	settingsWantText(ctx, t, "listeners-tcp-bind-locked", "set by the image ("+d.configPath+")")
 
 	if err := chromedp.Do(ctx,
 		chromedp.Clear(dataTestID("listeners-tcp-max_clients")),
@@ -43,8 +43,8 @@ func TestWebUISettings(t *testing.T) {
 	if resp.Status != http.StatusUnprocessableEntity {
 		t.Errorf("saving max clients -1: status %d, want 422", resp.Status)
 	}
-	settingsWantText(t, ctx, "listeners-tcp-max_clients-error", "Must be at least 1.")
-	settingsWantText(t, ctx, "settings-problems", "Nothing was saved")
+	settingsWantText(ctx, t, "listeners-tcp-max_clients-error", "Must be at least 1.")
+	settingsWantText(ctx, t, "settings-problems", "Nothing was saved")
 
 	if err := chromedp.Do(ctx,
 		chromedp.Clear(dataTestID("sys-interval")),
@@ -54,8 +54,8 @@ func TestWebUISettings(t *testing.T) {
 	); err != nil {
 		t.Fatalf("save the $SYS interval: %v", err)
 	}
-	settingsWantText(t, ctx, "flash", "Saved. Takes effect at the next start: sys.")
-	shot(t, ctx, "settings")
+	settingsWantText(ctx, t, "flash", "Saved. Takes effect at the next start: sys.")
+	shot(ctx, t, "settings")
 
 	var view struct {
 		Settings struct {
@@ -78,7 +78,7 @@ func TestWebUISettings(t *testing.T) {
 
 // settingsWantText fails the test unless the element with testid shows
 // text containing want.
-func settingsWantText(t *testing.T, ctx context.Context, testid, want string) {
+func settingsWantText(ctx context.Context, t *testing.T, testid, want string) {
 	t.Helper()
 	got, err := chromedp.Run(ctx, chromedp.Text(dataTestID(testid)))
 	if err != nil {

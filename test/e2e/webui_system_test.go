@@ -23,9 +23,9 @@ func TestWebUISystem(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, baseSettings())
 	ctx := newBrowser(t)
-	systemAcceptDialogs(t, ctx)
+	systemAcceptDialogs(ctx, t)
 	d.addUser(t, "before-backup", "before-Passw0rd", false)
-	webLogin(t, ctx, d)
+	webLogin(ctx, t, d)
 
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(d.webBase+"/system"),
@@ -37,10 +37,10 @@ func TestWebUISystem(t *testing.T) {
 	}
 	// The banner's first line is "edgegate <version>  data <dir>".
 	bannerVersion := strings.Fields(d.stdout.String())[1]
-	if got := systemText(t, ctx, "version-number"); got != bannerVersion {
+	if got := systemText(ctx, t, "version-number"); got != bannerVersion {
 		t.Errorf("version %q, want %q as in the banner", got, bannerVersion)
 	}
-	if got := systemText(t, ctx, "data-dir"); got != d.dataDir {
+	if got := systemText(ctx, t, "data-dir"); got != d.dataDir {
 		t.Errorf("data directory %q, want %s", got, d.dataDir)
 	}
 
@@ -52,9 +52,9 @@ func TestWebUISystem(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(dataTestID("trace-row"))); err != nil {
 		t.Fatalf("the trace is not listed: %v", err)
 	}
-	shot(t, ctx, "system")
+	shot(ctx, t, "system")
 
-	backupFile := systemDownloadBackup(t, ctx, "backup passphrase 1")
+	backupFile := systemDownloadBackup(ctx, t, "backup passphrase 1")
 	d.addUser(t, "after-backup", "after-Passw0rd", false)
 
 	// Restore it through the page; the daemon restarts in the same process.
@@ -79,7 +79,7 @@ func TestWebUISystem(t *testing.T) {
 
 	// The old session ended with the restart; the admin password is the
 	// backup's, the same.
-	webLogin(t, ctx, d)
+	webLogin(ctx, t, d)
 	if err := chromedp.Do(ctx, chromedp.Navigate(d.webBase+"/system"), chromedp.WaitVisible(dataTestID("log-line"))); err != nil {
 		t.Fatalf("open the System page after the restore: %v", err)
 	}
@@ -113,7 +113,7 @@ func TestWebUISystem(t *testing.T) {
 
 // systemDownloadBackup downloads a backup through the page's form into a
 // temporary directory, as a user would, and returns the file's path.
-func systemDownloadBackup(t *testing.T, ctx context.Context, passphrase string) string {
+func systemDownloadBackup(ctx context.Context, t *testing.T, passphrase string) string {
 	t.Helper()
 	dir := t.TempDir()
 	enabled := true
@@ -196,7 +196,7 @@ func systemBannerEnds(s string) []int {
 }
 
 // systemText is the visible text of the element with data-testid id.
-func systemText(t *testing.T, ctx context.Context, id string) string {
+func systemText(ctx context.Context, t *testing.T, id string) string {
 	t.Helper()
 	s, err := chromedp.Run(ctx, chromedp.Text(dataTestID(id)))
 	if err != nil {
@@ -207,7 +207,7 @@ func systemText(t *testing.T, ctx context.Context, id string) string {
 
 // systemAcceptDialogs accepts every JavaScript dialog (the data-confirm
 // questions) until the test ends.
-func systemAcceptDialogs(t *testing.T, ctx context.Context) {
+func systemAcceptDialogs(ctx context.Context, t *testing.T) {
 	t.Helper()
 	lctx, cancel := context.WithCancel(ctx)
 	dialogs := chromedp.Events(lctx, page.JavascriptDialogOpening)
