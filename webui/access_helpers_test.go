@@ -2,8 +2,6 @@ package webui
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -20,76 +18,13 @@ import (
 	"github.com/edgegate/edgegate/gateway/acl"
 	"github.com/edgegate/edgegate/gateway/admin"
 	"github.com/edgegate/edgegate/gateway/auth"
-	"github.com/edgegate/edgegate/gateway/config"
-	"github.com/edgegate/edgegate/gateway/store"
 )
-
-// accessFakeSettings layers a stored document and an image file over the
-// defaults with config.Load, as the gateway's settings service does, so
-// validation, locked paths and "no rules means the default rules" behave
-// as in the daemon.
-type accessFakeSettings struct {
-	mu      sync.Mutex
-	doc     []byte
-	file    []byte
-	eff     config.Effective
-	patches []string
-	authors []string
-}
 
 // accessStoredBase keeps MQTT password hashing cheap in tests.
 const accessStoredBase = `{"auth": {"pbkdf2_iterations": 10000}}`
 
-func newAccessFakeSettings(t *testing.T, file string) *accessFakeSettings {
-	t.Helper()
-	s := &accessFakeSettings{doc: []byte(accessStoredBase), file: []byte(file)}
-	eff, err := config.Load(config.Layers{Store: s.doc, File: s.file})
-	if err != nil {
-		t.Fatalf("load settings: %v", err)
-	}
-	s.eff = eff
-	return s
-}
-
-func (s *accessFakeSettings) Effective() config.Effective {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.eff
-}
-
-func (s *accessFakeSettings) Apply(_ context.Context, patch []byte, author string) (store.SettingsVersion, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := config.CheckPatch(patch, "settings patch"); err != nil {
-		return store.SettingsVersion{}, err
-	}
-	for _, p := range config.PatchPaths(patch) {
-		if s.eff.IsLocked(p) {
-			return store.SettingsVersion{}, errors.New("setting is locked by the image's settings file: " + p)
-		}
-	}
-	doc, err := config.MergePatch(s.doc, patch)
-	if err != nil {
-		return store.SettingsVersion{}, err
-	}
-	eff, err := config.Load(config.Layers{Store: doc, File: s.file})
-	if err != nil {
-		return store.SettingsVersion{}, err
-	}
-	s.doc, s.eff = doc, eff
-	s.patches = append(s.patches, string(patch))
-	s.authors = append(s.authors, author)
-	return store.SettingsVersion{Version: uint64(len(s.patches))}, nil
-}
-
-// rules returns the stored rules (nil: the defaults apply).
-func (s *accessFakeSettings) rules() acl.Rules { return s.Effective().Config.ACL.Rules }
-
-func (s *accessFakeSettings) applied() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.patches)
-}
+// storedRules returns the stored rules (nil: the defaults apply).
+func storedRules(s *fakeStoredSettings) acl.Rules { return s.Effective().Config.ACL.Rules }
 
 // accessFakeAdmin is the real credential store (API keys included) with
 // setup done.
@@ -107,7 +42,7 @@ type accessEnv struct {
 	ss       *session
 	users    *auth.Users
 	admin    *admin.Credentials
-	settings *accessFakeSettings
+	settings *fakeStoredSettings
 	logs     *accessLogs
 }
 
@@ -149,7 +84,7 @@ func newAccessTestUI(t *testing.T, o accessEnvOptions) *accessEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &accessEnv{t: t, users: users, admin: creds, settings: newAccessFakeSettings(t, o.file), logs: &accessLogs{}}
+	e := &accessEnv{t: t, users: users, admin: creds, settings: newFakeStoredSettings(t, accessStoredBase, o.file), logs: &accessLogs{}}
 	opts := Options{
 		Admin: accessFakeAdmin{creds}, Settings: e.settings, Users: users,
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

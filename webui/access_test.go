@@ -322,7 +322,7 @@ func TestAccessAddRule(t *testing.T) {
 		t.Errorf("flash %q", flash)
 	}
 	want := append([]string{`{deny, {user, "sensor-ui"}, publish, ["ui/blocked"]}`}, accessRuleStrings(acl.DefaultRules())...)
-	if got := accessRuleStrings(e.settings.rules()); !slices.Equal(got, want) {
+	if got := accessRuleStrings(storedRules(e.settings)); !slices.Equal(got, want) {
 		t.Fatalf("stored rules\n%q\nwant\n%q", got, want)
 	}
 	if e.settings.authors[0] != author {
@@ -339,7 +339,7 @@ func TestAccessAddRule(t *testing.T) {
 	all := accessRuleValues("deny", "clientid", "bad-device", "pubsub", "", "8")
 	all.Set("all_topics", "1")
 	e.postOK("/access/acl", all, "/access#acl")
-	rules := e.settings.rules()
+	rules := storedRules(e.settings)
 	if got := accessRuleStrings(rules[6:]); !slices.Equal(got, []string{
 		`{allow, {ipaddr, "10.0.0.0/8"}, subscribe, [{eq, "#"}, "sensors/%c/#"]}`,
 		`{deny, {clientid, "bad-device"}}`,
@@ -378,12 +378,12 @@ func TestAccessAddRule(t *testing.T) {
 		}(), "rule-access", "A rule for every topic covers publish and subscribe: choose both."},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := e.settings.applied()
+			before := len(e.settings.applied())
 			doc := accessParse(t, e.post("/access/acl", tc.form, http.StatusUnprocessableEntity))
 			if got := accessText(doc.Find(accessTestID(tc.field + "-error"))); got != tc.want {
 				t.Errorf("%s error %q, want %q", tc.field, got, tc.want)
 			}
-			if e.settings.applied() != before {
+			if len(e.settings.applied()) != before {
 				t.Error("a refused rule changed the settings")
 			}
 			form := doc.Find(accessTestID("acl-add-form"))
@@ -429,18 +429,18 @@ func TestAccessEditRule(t *testing.T) {
 	if flash := e.postOK("/access/acl/4", edit, "/access#acl"); !strings.HasPrefix(flash, "ACL rule 4 saved: ") {
 		t.Errorf("flash %q", flash)
 	}
-	if got := e.settings.rules()[3].String(); got != `{deny, all, subscribe, ["$SYS/#", {eq, "#"}, "private/#"]}` {
+	if got := storedRules(e.settings)[3].String(); got != `{deny, all, subscribe, ["$SYS/#", {eq, "#"}, "private/#"]}` {
 		t.Errorf("rule 4 now %s", got)
 	}
-	if len(e.settings.rules()) != 5 {
-		t.Errorf("%d rules, want 5", len(e.settings.rules()))
+	if len(storedRules(e.settings)) != 5 {
+		t.Errorf("%d rules, want 5", len(storedRules(e.settings)))
 	}
 
 	// The old rev no longer matches: the post is refused, nothing changes.
-	before := e.settings.applied()
+	before := len(e.settings.applied())
 	flash := e.postOK("/access/acl/4", edit, "/access#acl")
-	if !strings.Contains(flash, "changed elsewhere") || e.settings.applied() != before {
-		t.Errorf("stale edit: flash %q, applied %d → %d", flash, before, e.settings.applied())
+	if !strings.Contains(flash, "changed elsewhere") || len(e.settings.applied()) != before {
+		t.Errorf("stale edit: flash %q, applied %d → %d", flash, before, len(e.settings.applied()))
 	}
 
 	bad := accessRuleValues("deny", "user", "", "subscribe", "x", "")
@@ -469,12 +469,12 @@ func TestAccessMoveAndDeleteRules(t *testing.T) {
 		t.Errorf("flash %q", flash)
 	}
 	want := []string{def[0], def[2], def[1], def[3], def[4]}
-	if got := accessRuleStrings(e.settings.rules()); !slices.Equal(got, want) {
+	if got := accessRuleStrings(storedRules(e.settings)); !slices.Equal(got, want) {
 		t.Fatalf("after up: %q", got)
 	}
 	e.postOK("/access/acl/1/down", url.Values{"rev": {e.rev()}}, "/access#acl")
 	want = []string{def[2], def[0], def[1], def[3], def[4]}
-	if got := accessRuleStrings(e.settings.rules()); !slices.Equal(got, want) {
+	if got := accessRuleStrings(storedRules(e.settings)); !slices.Equal(got, want) {
 		t.Fatalf("after down: %q", got)
 	}
 	e.post("/access/acl/1/up", url.Values{"rev": {e.rev()}}, http.StatusBadRequest)
@@ -482,11 +482,11 @@ func TestAccessMoveAndDeleteRules(t *testing.T) {
 	e.post("/access/acl/6/up", url.Values{"rev": {e.rev()}}, http.StatusNotFound)
 
 	// A row action from a page showing other rules changes nothing.
-	before := e.settings.applied()
+	before := len(e.settings.applied())
 	if flash := e.postOK("/access/acl/2/delete", url.Values{"rev": {"stale"}}, "/access#acl"); !strings.Contains(flash, "changed elsewhere") {
 		t.Errorf("stale delete flash %q", flash)
 	}
-	if e.settings.applied() != before {
+	if len(e.settings.applied()) != before {
 		t.Error("a stale delete changed the rules")
 	}
 
@@ -494,7 +494,7 @@ func TestAccessMoveAndDeleteRules(t *testing.T) {
 		t.Errorf("flash %q", flash)
 	}
 	want = []string{def[2], def[1], def[3], def[4]}
-	if got := accessRuleStrings(e.settings.rules()); !slices.Equal(got, want) {
+	if got := accessRuleStrings(storedRules(e.settings)); !slices.Equal(got, want) {
 		t.Fatalf("after delete: %q", got)
 	}
 	doc := e.get("/access", http.StatusOK)
@@ -509,7 +509,7 @@ func TestAccessMoveAndDeleteRules(t *testing.T) {
 	if !strings.Contains(flash, "built-in default rules apply") {
 		t.Errorf("last delete flash %q", flash)
 	}
-	if rules := e.settings.rules(); rules != nil {
+	if rules := storedRules(e.settings); rules != nil {
 		t.Errorf("rules stored after deleting all: %q", accessRuleStrings(rules))
 	}
 	if e.get("/access", http.StatusOK).Find(accessTestID("acl-default")).Length() != 1 {
@@ -520,7 +520,7 @@ func TestAccessMoveAndDeleteRules(t *testing.T) {
 	if flash := e.postOK("/access/acl/default", url.Values{}, "/access#acl"); flash != "The built-in default ACL rules apply again." {
 		t.Errorf("flash %q", flash)
 	}
-	if rules := e.settings.rules(); rules != nil {
+	if rules := storedRules(e.settings); rules != nil {
 		t.Errorf("rules stored after restoring the defaults: %q", accessRuleStrings(rules))
 	}
 }
@@ -533,7 +533,7 @@ func TestAccessNoMatch(t *testing.T) {
 	if got := e.settings.Effective().Config.ACL.NoMatch; got != "deny" {
 		t.Errorf("acl.nomatch %q", got)
 	}
-	if e.settings.rules() != nil {
+	if storedRules(e.settings) != nil {
 		t.Error("changing acl.nomatch stored the rules")
 	}
 	doc := accessParse(t, e.post("/access/acl/nomatch", url.Values{"nomatch": {"maybe"}}, http.StatusUnprocessableEntity))
@@ -568,7 +568,7 @@ func TestAccessLockedRules(t *testing.T) {
 	e.post("/access/acl/default", url.Values{}, http.StatusConflict)
 	e.post("/access/acl/nomatch", url.Values{"nomatch": {"allow"}}, http.StatusConflict)
 	e.get("/access/acl/1/edit", http.StatusConflict)
-	if e.settings.applied() != 0 {
+	if len(e.settings.applied()) != 0 {
 		t.Error("locked settings were changed")
 	}
 

@@ -1,87 +1,17 @@
 package webui
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/PuerkitoBio/goquery"
 
 	"github.com/edgegate/edgegate/gateway/broker"
 	"github.com/edgegate/edgegate/gateway/broker/sys"
-	"github.com/edgegate/edgegate/gateway/config"
-	"github.com/edgegate/edgegate/gateway/store"
 )
-
-// settingsFakeSettings layers a stored document and an image file over the
-// defaults with config.Load, as the gateway's settings service does, so
-// validation and locked paths behave as in the daemon.
-type settingsFakeSettings struct {
-	mu      sync.Mutex
-	doc     []byte
-	file    []byte
-	eff     config.Effective
-	patches []string
-	// applyErr, when set, is what applying a saved change returns (a
-	// listener that cannot bind, say).
-	applyErr error
-}
-
-func newSettingsFakeSettings(t *testing.T, file string) *settingsFakeSettings {
-	t.Helper()
-	s := &settingsFakeSettings{file: []byte(file)}
-	eff, err := config.Load(config.Layers{File: s.file, FileName: "edgegate.json"})
-	if err != nil {
-		t.Fatalf("load settings: %v", err)
-	}
-	s.eff = eff
-	return s
-}
-
-func (s *settingsFakeSettings) Effective() config.Effective {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.eff
-}
-
-func (s *settingsFakeSettings) Apply(_ context.Context, patch []byte, _ string) (store.SettingsVersion, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := config.CheckPatch(patch, "settings patch"); err != nil {
-		return store.SettingsVersion{}, err
-	}
-	for _, p := range config.PatchPaths(patch) {
-		if s.eff.IsLocked(p) {
-			return store.SettingsVersion{}, errors.New("setting is locked by the image's settings file: " + p)
-		}
-	}
-	doc, err := config.MergePatch(s.doc, patch)
-	if err != nil {
-		return store.SettingsVersion{}, err
-	}
-	eff, err := config.Load(config.Layers{Store: doc, File: s.file})
-	if err != nil {
-		return store.SettingsVersion{}, err
-	}
-	s.doc, s.eff = doc, eff
-	s.patches = append(s.patches, string(patch))
-	saved := store.SettingsVersion{Version: uint64(len(s.patches))}
-	if s.applyErr != nil {
-		return saved, s.applyErr
-	}
-	return saved, nil
-}
-
-func (s *settingsFakeSettings) applied() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.patches...)
-}
 
 // settingsFakeBroker runs the listeners it is given. Other methods are not
 // faked (the embedded nil interface panics).
@@ -104,7 +34,7 @@ type settingsEnv struct {
 	t        *testing.T
 	ui       *UI
 	ss       *session
-	settings *settingsFakeSettings
+	settings *fakeStoredSettings
 }
 
 // settingsImageFile is the settings file name the tests' UI shows.
@@ -114,7 +44,7 @@ const settingsImageFile = "/etc/edgegate/edgegate.json"
 // (a JSON merge patch, "" for none) and a broker running listeners.
 func newSettingsTestUI(t *testing.T, file string, listeners ...broker.ListenerStatus) *settingsEnv {
 	t.Helper()
-	s := newSettingsFakeSettings(t, file)
+	s := newFakeStoredSettings(t, "", file)
 	u := New(Options{
 		Admin: settingsFakeAdmin{}, Broker: &settingsFakeBroker{listeners: listeners}, Settings: s,
 		SettingsFile: settingsImageFile, Version: "test",
