@@ -12,7 +12,7 @@ import templruntime "github.com/a-h/templ/runtime"
 type Page struct {
 	Title    string
 	Nav      string // the active navigation entry, see navItems
-	Node     string // the device name
+	Node     string // the device name, "" while it is the default
 	Version  string
 	Flash    string // a one-time message after an action
 	LoggedIn bool
@@ -60,7 +60,7 @@ func layout(p Page) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		if p.Node != "" && p.Node != "edgegate" {
+		if p.Node != "" {
 			var templ_7745c5c3_Var2 string
 			templ_7745c5c3_Var2, templ_7745c5c3_Err = templ.JoinStringErrs(p.Title)
 			if templ_7745c5c3_Err != nil {

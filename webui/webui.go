@@ -26,6 +26,7 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/edgegate/edgegate/gateway/admin"
+	"github.com/edgegate/edgegate/gateway/config"
 )
 
 // Options are the UI's dependencies. Admin, Broker and Settings are
@@ -193,7 +194,9 @@ func (u *UI) renderError(w http.ResponseWriter, r *http.Request, status int, tit
 func (u *UI) page(ss *session, title, nav string) Page {
 	p := Page{Title: title, Nav: nav, Version: u.o.Version, Asset: u.assets.url, LoggedIn: ss != nil}
 	if u.o.Settings != nil {
-		p.Node = u.o.Settings.Effective().Config.Node
+		if node := u.o.Settings.Effective().Config.Node; node != config.DefaultNode {
+			p.Node = node
+		}
 	}
 	if ss != nil {
 		p.Flash = u.sessions.takeFlash(ss)

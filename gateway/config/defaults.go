@@ -2,11 +2,14 @@ package config
 
 import "time"
 
+// DefaultNode is the device name until the user sets one.
+const DefaultNode = "edgegate"
+
 // Defaults returns the built-in settings: every listener on its seed 002
 // port, anonymous off, the seed's ACL and a 60 s $SYS interval.
 func Defaults() Config {
 	return Config{
-		Node:     "edgegate",
+		Node:     DefaultNode,
 		TimeZone: "UTC",
 		Listeners: map[string]Listener{
 			"tcp": {Type: TypeTCP, Bind: ":1883", MaxClients: 10000},
