@@ -55,6 +55,8 @@ type Options struct {
 	// DeploymentID is this gateway's id in the deployment TLS API
 	// (/api/deployments/{id}/tls); "" turns that API off.
 	DeploymentID string
+	// Provision configures POST /api/v1/provision.
+	Provision ProvisionOptions
 
 	// MaxBodyBytes limits request bodies; 0 means the live settings'
 	// api.max_body_bytes, or DefaultMaxBodyBytes without Settings.
@@ -345,6 +347,7 @@ func (a *API) routes() {
 	a.authed("GET /api/v1/settings", a.getSettings)
 	a.authed("PATCH /api/v1/settings", a.patchSettings)
 	a.authed("GET /api/v1/settings/history", a.settingsHistory)
+	a.authed("POST /api/v1/provision", a.provision)
 
 	a.scoped(admin.ScopeBroker, "GET /api/v1/stats", a.getStats)
 	a.open("GET /metrics", a.metrics)

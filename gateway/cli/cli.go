@@ -1,7 +1,8 @@
 // Package cli implements the edgegate subcommands that manage a gateway
 // from its own shell: "edgegate user" (MQTT username/password accounts),
 // "edgegate trace" (client and topic traces), "edgegate cert" and
-// "edgegate ca" (the certificate store and the local CA).
+// "edgegate ca" (the certificate store and the local CA), and "edgegate
+// provision" (signed provisioning bundles).
 //
 // The commands talk to the running daemon through the admin API on the unix
 // socket <data>/edgegate.sock, whose file permissions authenticate them.
@@ -69,11 +70,12 @@ const Usage = `usage: edgegate [serve] [--data DIR] [--config FILE]
        edgegate trace client|topic|list|stop ...
        edgegate cert list|show|issue|import|export|renew|revoke ...
        edgegate ca show|rotate ...
+       edgegate provision keygen|sign|verify|apply|hash-password ...
 `
 
-// Run runs the subcommand verb ("user", "trace", "cert" or "ca") with its
-// arguments and returns its exit code: 0 on success, 1 on failure, 2 for a
-// wrong command line (an unknown verb prints Usage).
+// Run runs the subcommand verb ("user", "trace", "cert", "ca" or
+// "provision") with its arguments and returns its exit code: 0 on success,
+// 1 on failure, 2 for a wrong command line (an unknown verb prints Usage).
 func Run(ctx context.Context, verb, dataDir string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch verb {
 	case "user":
@@ -82,6 +84,8 @@ func Run(ctx context.Context, verb, dataDir string, args []string, stdin io.Read
 		return Trace(ctx, dataDir, args, stdout, stderr)
 	case "cert", "ca":
 		return Cert(ctx, verb, dataDir, args, stdin, stdout, stderr)
+	case "provision":
+		return Provision(ctx, dataDir, args, stdin, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "edgegate: unknown command %q\n%s", verb, Usage)
 	return exitUsage
