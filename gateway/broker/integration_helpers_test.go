@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	bolt "go.etcd.io/bbolt"
 
@@ -100,11 +101,18 @@ type itBroker struct {
 
 func startBroker(t testing.TB, env *itEnv, cfg config.Config) *itBroker {
 	t.Helper()
+	return startBrokerWithAuth(t, env, cfg, new(mqtttest.AllowAll))
+}
+
+// startBrokerWithAuth starts a broker whose auth hook is auth, which must
+// let the test's clients in.
+func startBrokerWithAuth(t testing.TB, env *itEnv, cfg config.Config, auth mqtt.Hook) *itBroker {
+	t.Helper()
 	b, err := New(Options{
 		Config:   cfg,
 		DB:       env.db,
 		TLS:      env,
-		Auth:     new(mqtttest.AllowAll),
+		Auth:     auth,
 		TraceDir: t.TempDir(),
 		Version:  "test",
 		Logger:   mqtttest.Logger(t),

@@ -27,9 +27,10 @@ type queueOrder struct {
 }
 
 // queuedPacket is the number of a queued packet and what identifies the
-// packet beyond its id: mochi frees some ids without telling hooks (it
-// forgets "immediate" packets once written), so a number left behind must
-// not be taken for a later packet's that reuses the id.
+// packet beyond its id: mochi may free an id without telling hooks
+// (upstream v2.7.9 forgets "immediate" packets once written; the patched
+// copy in third_party does not), so a number left behind must not be taken
+// for a later packet's that reuses the id.
 type queuedPacket struct {
 	seq     uint64
 	created int64

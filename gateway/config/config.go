@@ -123,7 +123,10 @@ type MQTT struct {
 	MaxQueuedBytes    int64 `json:"max_queued_bytes"`
 	// MaxSessionExpiry caps how long a disconnected persistent session is kept.
 	MaxSessionExpiry Duration `json:"max_session_expiry"`
-	// ClientWriteQueue is the number of packets queued for writing per client.
+	// ClientWriteQueue is the number of packets queued for writing per
+	// client. A QoS 0 message for a client whose queue is full is dropped
+	// (and counted); a QoS 1/2 one waits in the client's session, within
+	// MaxQueuedMessages and MaxQueuedBytes, until the queue has room.
 	ClientWriteQueue int `json:"client_write_queue"`
 	// RetainAvailable enables retained messages.
 	RetainAvailable bool `json:"retain_available"`

@@ -78,22 +78,11 @@ func TestRotationUnderLoad(t *testing.T) {
 			"client_auth": "required", "client_ca": "local",
 			"identity": obj{"clientid": "cn"},
 		}}},
-		// Product bug (reported with this test): mochi drops a QoS 1
-		// message for a connected subscriber, after its publisher got the
-		// PUBACK, when mqtt.client_write_queue (default 64) packets are
-		// already waiting to be written to that subscriber. A burst from
-		// the 200 sensors into one subscriber can overflow 64 whatever the
-		// certificates do (200 publishers × 20 QoS 1 messages at once over
-		// plain TCP with default settings lose about 5%). A deep write
-		// queue keeps that loss out of this test, which is about rotation
-		// and revocation; any drop still fails it. Drop the setting once
-		// the bug is fixed.
-		//
 		// mqtt.max_queued_messages (default 1000, also the in-flight
 		// window) is raised because the subscriber runs under the race
 		// detector on a small machine and has been seen ~700 messages
 		// behind: a slow consumer, which is not what is tested here.
-		"mqtt": obj{"client_write_queue": 8192, "max_queued_messages": 65535},
+		"mqtt": obj{"max_queued_messages": 65535},
 	})
 	d.setupAdmin(t)
 	roots := localTrustBundle(t, d)

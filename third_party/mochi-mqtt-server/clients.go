@@ -157,6 +157,20 @@ type ClientState struct {
 	outboundQty     int32                // number of messages currently in the outbound queue
 	Keepalive       uint16               // the number of seconds the connection can wait
 	ServerKeepalive bool                 // keepalive was set by the server
+
+	// edgegate patch (PATCHES.md, "pending"): pendingReady wakes the write
+	// loop when a packet becomes pending or send quota is freed; qosOutbound
+	// counts the QoS 1/2 packets in outbound, which are older than any
+	// pending packet; writesAhead is 1 while the write loop has another
+	// pending packet to write right after the current one, so WritePacket
+	// buffers instead of flushing each.
+	pendingReady chan struct{}
+	qosOutbound  int32
+	writesAhead  int32
+	// edgegate patch (PATCHES.md, "packet ids"): guards packetID, so that
+	// NextPacketID does not wait for the client's lock, which WritePacket
+	// holds while a write to a slow client blocks.
+	packetIDMu sync.Mutex
 }
 
 // newClient returns a new instance of Client. This is almost exclusively used by Server
@@ -172,6 +186,7 @@ func newClient(c net.Conn, o *ops) *Client {
 			cancelOpen:    cancel,
 			Keepalive:     defaultKeepalive,
 			outbound:      make(chan *packets.Packet, o.options.Capabilities.MaximumClientWritesPending),
+			pendingReady:  make(chan struct{}, 1), // edgegate patch
 		},
 		Properties: ClientProperties{
 			ProtocolVersion: defaultClientProtocolVersion, // default protocol version
@@ -200,10 +215,105 @@ func (cl *Client) WriteLoop() {
 				cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
 			}
 			atomic.AddInt32(&cl.State.outboundQty, -1)
+			if pk.FixedHeader.Qos > 0 {
+				atomic.AddInt32(&cl.State.qosOutbound, -1) // edgegate patch
+			}
+		case <-cl.State.pendingReady: // edgegate patch
 		case <-cl.State.open.Done():
 			return
 		}
+		cl.writePending() // edgegate patch
 	}
+}
+
+// queueQos hands an outbound QoS 1/2 packet, already in the inflight map, to
+// the write loop without blocking (edgegate patch, PATCHES.md "pending"): into
+// the outbound queue if no older packet is pending, the client's receive
+// maximum allows one more, and the queue has room; otherwise it is marked
+// pending, and the write loop sends it once those hold. It stays in the
+// inflight map, and so in the session, either way.
+func (cl *Client) queueQos(pk *packets.Packet) {
+	in := cl.State.Inflight
+	in.Lock()
+	if len(in.pending) == 0 && in.takeSendQuota() {
+		select {
+		case cl.State.outbound <- pk:
+			atomic.AddInt32(&cl.State.outboundQty, 1)
+			atomic.AddInt32(&cl.State.qosOutbound, 1)
+			in.Unlock()
+			return
+		default:
+			in.IncreaseSendQuota() // not sent after all
+		}
+	}
+	in.addPending(pk.PacketID)
+	in.Unlock()
+	cl.wakeWriter()
+}
+
+// wakeWriter makes the write loop look at the pending packets (edgegate patch).
+func (cl *Client) wakeWriter() {
+	select {
+	case cl.State.pendingReady <- struct{}{}:
+	default: // a wake-up is already due
+	}
+}
+
+// writePending writes pending packets, oldest first, while the client's send
+// quota allows (edgegate patch). It runs in the write loop, so a packet
+// queued after the pending ones were taken is written after them.
+func (cl *Client) writePending() {
+	if cl.State.Inflight.PendingLen() == 0 {
+		return
+	}
+	wrote := false
+	for !cl.Closed() {
+		pk, more, ok := cl.takePending()
+		if !ok {
+			break
+		}
+		wrote = true
+		if more {
+			atomic.StoreInt32(&cl.State.writesAhead, 1) // buffer: another follows
+		} else {
+			atomic.StoreInt32(&cl.State.writesAhead, 0)
+		}
+		if err := cl.WritePacket(pk); err != nil {
+			cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
+		}
+	}
+	if !wrote {
+		return
+	}
+	// The last write flushes, unless it failed before writing or a pending
+	// packet was deleted after "more" was reported.
+	atomic.StoreInt32(&cl.State.writesAhead, 0)
+	cl.Lock()
+	if len(cl.State.outbound) == 0 {
+		_ = cl.flushOutbuf()
+	}
+	cl.Unlock()
+}
+
+// takePending takes the oldest pending packet if it may be sent now: not
+// while older QoS 1/2 packets are still in the outbound queue, and not
+// beyond the send quota (edgegate patch). more reports whether another
+// could follow at once.
+func (cl *Client) takePending() (pk packets.Packet, more, ok bool) {
+	in := cl.State.Inflight
+	in.Lock()
+	defer in.Unlock()
+	if len(in.pending) == 0 || atomic.LoadInt32(&cl.State.qosOutbound) > 0 || !in.takeSendQuota() {
+		return pk, false, false
+	}
+	pk, ok = in.popPending()
+	if !ok {
+		in.IncreaseSendQuota()
+		return pk, false, false
+	}
+	more = len(in.pending) > 0 &&
+		(atomic.LoadInt32(&in.maximumSendQuota) == 0 || atomic.LoadInt32(&in.sendQuota) > 0)
+	return pk, more, true
 }
 
 // ParseConnect parses the connect parameters and properties for a client.
@@ -274,8 +384,8 @@ func (cl *Client) refreshDeadline(keepalive uint16) {
 // If no unused packet ids are available, an error is returned and the client
 // should be disconnected.
 func (cl *Client) NextPacketID() (i uint32, err error) {
-	cl.Lock()
-	defer cl.Unlock()
+	cl.State.packetIDMu.Lock() // edgegate patch: was cl.Lock()
+	defer cl.State.packetIDMu.Unlock()
 
 	i = atomic.LoadUint32(&cl.State.packetID)
 	started := i
@@ -602,7 +712,7 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 	n, err := func() (int64, error) {
 		cl.Lock()
 		defer cl.Unlock()
-		if len(cl.State.outbound) == 0 {
+		if len(cl.State.outbound) == 0 && atomic.LoadInt32(&cl.State.writesAhead) == 0 { // edgegate patch: writesAhead
 			if cl.Net.outbuf == nil {
 				return buf.WriteTo(cl.Net.Conn)
 			}

@@ -20,6 +20,16 @@ type Inflight struct {
 	sendQuota           int32                     // remaining outbound qos quota for flow control
 	maximumReceiveQuota int32                     // maximum allowed receive quota
 	maximumSendQuota    int32                     // maximum allowed send quota
+
+	// edgegate patch (PATCHES.md, "pending"): outbound packets that are in
+	// internal but not yet handed to the client's write loop, oldest first,
+	// because its write queue was full, its send quota was used up, or older
+	// packets were already pending. pendingSet holds the same ids (so Delete
+	// finds one without a scan) and pendingLen their number (so the write
+	// loop checks for none without the lock).
+	pending    []uint16
+	pendingSet map[uint16]struct{}
+	pendingLen int32
 }
 
 // NewInflights returns a new instance of an Inflight packets map.
@@ -60,6 +70,8 @@ func (i *Inflight) Len() int {
 
 // Clone returns a new instance of Inflight with the same message data.
 // This is used when transferring inflights from a taken-over session.
+// (edgegate patch: pending marks are not copied; the new connection resends
+// every packet of the session.)
 func (i *Inflight) Clone() *Inflight {
 	c := NewInflights()
 	i.RLock()
@@ -111,8 +123,76 @@ func (i *Inflight) Delete(id uint16) bool {
 
 	_, ok := i.internal[id]
 	delete(i.internal, id)
+	i.removePending(id) // edgegate patch: a deleted packet is not sent
 
 	return ok
+}
+
+// PendingLen returns the number of outbound packets waiting to be handed to
+// the client's write loop (edgegate patch).
+func (i *Inflight) PendingLen() int {
+	return int(atomic.LoadInt32(&i.pendingLen))
+}
+
+// addPending marks an outbound packet in the map as not yet sent, behind any
+// others. The caller holds the lock (edgegate patch).
+func (i *Inflight) addPending(id uint16) {
+	if i.pendingSet == nil {
+		i.pendingSet = map[uint16]struct{}{}
+	}
+	if _, ok := i.pendingSet[id]; ok {
+		return
+	}
+	i.pendingSet[id] = struct{}{}
+	i.pending = append(i.pending, id)
+	atomic.StoreInt32(&i.pendingLen, int32(len(i.pending)))
+}
+
+// popPending returns the oldest packet not yet sent and unmarks it. The
+// caller holds the lock (edgegate patch).
+func (i *Inflight) popPending() (packets.Packet, bool) {
+	for len(i.pending) > 0 {
+		id := i.pending[0]
+		i.pending = i.pending[1:]
+		delete(i.pendingSet, id)
+		atomic.StoreInt32(&i.pendingLen, int32(len(i.pending)))
+		if len(i.pending) == 0 {
+			i.pending = nil // let a long backlog's array go
+		}
+		if pk, ok := i.internal[id]; ok {
+			return pk, true
+		}
+	}
+	return packets.Packet{}, false
+}
+
+// removePending unmarks a packet. The caller holds the lock (edgegate patch).
+func (i *Inflight) removePending(id uint16) {
+	if _, ok := i.pendingSet[id]; !ok {
+		return
+	}
+	delete(i.pendingSet, id)
+	for k, p := range i.pending {
+		if p == id {
+			i.pending = append(i.pending[:k], i.pending[k+1:]...)
+			break
+		}
+	}
+	atomic.StoreInt32(&i.pendingLen, int32(len(i.pending)))
+}
+
+// takeSendQuota takes one unit of send quota, if the client set a receive
+// maximum, and reports whether a packet may be sent (edgegate patch). The
+// caller holds the lock, so no two senders take the last unit.
+func (i *Inflight) takeSendQuota() bool {
+	if atomic.LoadInt32(&i.maximumSendQuota) == 0 {
+		return true // no receive maximum: no flow control
+	}
+	if atomic.LoadInt32(&i.sendQuota) <= 0 {
+		return false
+	}
+	atomic.AddInt32(&i.sendQuota, -1)
+	return true
 }
 
 // TakeRecieveQuota reduces the receive quota by 1.

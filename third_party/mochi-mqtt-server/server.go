@@ -716,15 +716,12 @@ func (s *Server) processPacket(cl *Client, pk packets.Packet) error {
 		return err
 	}
 
-	if cl.State.Inflight.Len() > 0 && atomic.LoadInt32(&cl.State.Inflight.sendQuota) > 0 {
-		next, ok := cl.State.Inflight.NextImmediate()
-		if ok {
-			_ = cl.WritePacket(next)
-			if ok := cl.State.Inflight.Delete(next.PacketID); ok {
-				atomic.AddInt64(&s.Info.Inflight, -1)
-			}
-			cl.State.Inflight.DecreaseSendQuota()
-		}
+	// edgegate patch (PATCHES.md, "pending"): an acknowledgement may have
+	// freed send quota; the write loop sends what is pending, in order. (Was:
+	// write the oldest Expiry -1 packet here and delete it from the inflight
+	// map, unacknowledged.)
+	if cl.State.Inflight.PendingLen() > 0 {
+		cl.wakeWriter()
 	}
 
 	return nil
@@ -1078,23 +1075,35 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 		}
 
 		out.PacketID = uint16(i) // [MQTT-2.2.1-4]
-		sentQuota := atomic.LoadInt32(&cl.State.Inflight.sendQuota)
 
+		// edgegate patch (PATCHES.md, "pending"): the send quota is taken
+		// when the packet is handed to the write loop (Client.queueQos), not
+		// here, and a packet beyond it is no longer marked with Expiry -1.
 		if ok := cl.State.Inflight.Set(out); ok { // [MQTT-4.3.2-3] [MQTT-4.3.3-3]
 			atomic.AddInt64(&s.Info.Inflight, 1)
 			s.hooks.OnQosPublish(cl, out, out.Created, 0)
-			cl.State.Inflight.DecreaseSendQuota()
-		}
-
-		if sentQuota == 0 && atomic.LoadInt32(&cl.State.Inflight.maximumSendQuota) > 0 {
-			out.Expiry = -1
-			cl.State.Inflight.Set(out)
-			return out, nil
 		}
 	}
 
 	if cl.Net.Conn == nil || cl.Closed() {
 		return out, packets.CodeDisconnect
+	}
+
+	if out.FixedHeader.Qos > 0 {
+		// edgegate patch (PATCHES.md, "pending"): a QoS 1/2 packet is never
+		// dropped for a full write queue; it waits in the inflight map until
+		// the write loop has room (or the session's next connection).
+		cl.queueQos(&out)
+		return out, nil
+	}
+
+	if out.TopicName == "" && out.Properties.TopicAliasFlag && cl.State.Inflight.PendingLen() > 0 {
+		// edgegate patch (PATCHES.md, "pending"): a QoS 0 packet may overtake
+		// pending QoS 1/2 ones, but not one that carries only a topic alias,
+		// which a pending packet may be the first to carry the topic name for.
+		atomic.AddInt64(&s.Info.MessagesDropped, 1)
+		cl.ops.hooks.OnPublishDropped(cl, pk)
+		return out, packets.ErrPendingClientWritesExceeded
 	}
 
 	select {
@@ -1103,10 +1112,6 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 	default:
 		atomic.AddInt64(&s.Info.MessagesDropped, 1)
 		cl.ops.hooks.OnPublishDropped(cl, pk)
-		if out.FixedHeader.Qos > 0 {
-			cl.State.Inflight.Delete(out.PacketID) // packet was dropped due to irregular circumstances, so rollback inflight.
-			cl.State.Inflight.IncreaseSendQuota()
-		}
 		return out, packets.ErrPendingClientWritesExceeded
 	}
 

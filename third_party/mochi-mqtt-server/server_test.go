@@ -1489,28 +1489,40 @@ func TestServerBuildAckPahoCompatibility(t *testing.T) {
 	require.Equal(t, packets.Properties{}, ack.Properties)
 }
 
+// edgegate patch (PATCHES.md, "pending"): a packet beyond the send quota is
+// pending, and the write loop sends it when an acknowledgement frees quota.
+// It stays inflight until it is acknowledged itself. (Was: processPacket
+// wrote the oldest Expiry -1 packet and deleted it from the inflight map.)
 func TestServerProcessPacketAndNextImmediate(t *testing.T) {
 	s := newServer()
 	cl, r, w := newTestClient()
+	defer w.Close()
 
+	sent := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 2}
+	cl.State.Inflight.Set(sent)
 	next := *packets.TPacketData[packets.Publish].Get(packets.TPublishQos1).Packet
-	next.Expiry = -1
 	cl.State.Inflight.Set(next)
-	atomic.StoreInt64(&s.Info.Inflight, 1)
-	require.Equal(t, int64(1), atomic.LoadInt64(&s.Info.Inflight))
-	require.Equal(t, int32(5), cl.State.Inflight.sendQuota)
+	cl.State.Inflight.Lock()
+	cl.State.Inflight.addPending(next.PacketID)
+	cl.State.Inflight.Unlock()
+	atomic.StoreInt64(&s.Info.Inflight, 2)
+	atomic.StoreInt32(&cl.State.Inflight.sendQuota, 0)
 
 	go func() {
-		err := s.processPacket(cl, *packets.TPacketData[packets.Publish].Get(packets.TPublishBasic).Packet)
+		err := s.processPacket(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: 2})
 		require.NoError(t, err)
-		_ = w.Close()
 	}()
 
-	buf, err := io.ReadAll(r)
+	want := packets.TPacketData[packets.Publish].Get(packets.TPublishQos1).RawBytes
+	buf := make([]byte, len(want))
+	_, err := io.ReadFull(r, buf)
 	require.NoError(t, err)
-	require.Equal(t, packets.TPacketData[packets.Publish].Get(packets.TPublishQos1).RawBytes, buf)
-	require.Equal(t, int64(0), atomic.LoadInt64(&s.Info.Inflight))
-	require.Equal(t, int32(4), cl.State.Inflight.sendQuota)
+	require.Equal(t, want, buf)
+	require.Equal(t, int64(1), atomic.LoadInt64(&s.Info.Inflight))
+	_, ok := cl.State.Inflight.Get(next.PacketID)
+	require.True(t, ok)
+	require.Equal(t, 0, cl.State.Inflight.PendingLen())
+	require.Equal(t, int32(0), atomic.LoadInt32(&cl.State.Inflight.sendQuota))
 }
 
 func TestServerProcessPublishAckFailure(t *testing.T) {
@@ -2117,10 +2129,15 @@ func TestPublishToClientExceedClientWritesPending(t *testing.T) {
 	require.ErrorIs(t, packets.ErrPendingClientWritesExceeded, err)
 	require.Equal(t, int32(sendQuota), atomic.LoadInt32(&cl.State.Inflight.sendQuota))
 
-	_, err = s.publishToClient(cl, packets.Subscription{Filter: "a/b/c", Qos: 2}, packets.Packet{FixedHeader: packets.FixedHeader{Qos: 1}})
-	require.Error(t, err)
-	require.ErrorIs(t, packets.ErrPendingClientWritesExceeded, err)
+	// edgegate patch (PATCHES.md, "pending"): a QoS 1/2 packet is not
+	// dropped; it is pending, inflight, and has taken no send quota yet.
+	out, err := s.publishToClient(cl, packets.Subscription{Filter: "a/b/c", Qos: 2}, packets.Packet{FixedHeader: packets.FixedHeader{Qos: 1}})
+	require.NoError(t, err)
 	require.Equal(t, int32(sendQuota), atomic.LoadInt32(&cl.State.Inflight.sendQuota))
+	_, ok := cl.State.Inflight.Get(out.PacketID)
+	require.True(t, ok)
+	require.Equal(t, 1, cl.State.Inflight.PendingLen())
+	require.Equal(t, int64(1), atomic.LoadInt64(&s.Info.MessagesDropped))
 }
 
 func TestPublishToClientServerTopicAlias(t *testing.T) {

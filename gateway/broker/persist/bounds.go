@@ -27,6 +27,8 @@ type session struct {
 	// stale: mochi dropped a queued message without a hook event that says
 	// which (OnPublishDropped names the publish, not the queue entry), so
 	// the count may be high; recount from mochi's map before dropping.
+	// (Upstream mochi does that when a client's write queue is full; the
+	// patched copy in third_party keeps such messages queued instead.)
 	stale bool
 }
 
@@ -134,9 +136,11 @@ func (h *Hook) dequeue(cl *mqtt.Client, packetID uint16) {
 	}
 }
 
-// OnPublishDropped marks the session for a recount: when mochi cannot hand a
-// QoS 1/2 message to a connected client's writer it removes it from the
-// client's map again, without an event naming the entry.
+// OnPublishDropped marks the session for a recount: when upstream mochi
+// cannot hand a QoS 1/2 message to a connected client's writer it removes
+// it from the client's map again, without an event naming the entry. The
+// patched copy in third_party/mochi-mqtt-server drops only QoS 0 messages
+// there; the recount stays as a guard should that ever change.
 func (h *Hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 	if cl.Net.Inline || pk.FixedHeader.Qos == 0 {
 		return
