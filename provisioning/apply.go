@@ -250,27 +250,13 @@ func (a *Applier) applySettings(p *Plan) func(context.Context, *Report) error {
 	}
 }
 
-// fieldProblems collects the *config.FieldError leaves of a (joined)
-// error as problems; it walks the tree because errors.As stops at the
-// first match.
+// fieldProblems lists the settings problems in err, named by their path
+// in the bundle.
 func fieldProblems(err error) []Problem {
 	var out []Problem
-	var walk func(error)
-	walk = func(err error) {
-		switch e := err.(type) { //nolint:errorlint // the walk visits every wrapped error itself
-		case *config.FieldError:
-			out = append(out, Problem{Path: "settings." + e.Path, Problem: e.Problem})
-		case interface{ Unwrap() []error }:
-			for _, inner := range e.Unwrap() {
-				walk(inner)
-			}
-		case interface{ Unwrap() error }:
-			if inner := e.Unwrap(); inner != nil {
-				walk(inner)
-			}
-		}
+	for _, fe := range config.FieldErrors(err) {
+		out = append(out, Problem{Path: "settings." + fe.Path, Problem: fe.Problem})
 	}
-	walk(err)
 	return out
 }
 

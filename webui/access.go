@@ -443,7 +443,7 @@ func (u *UI) accessSaveACL(r *http.Request, section map[string]any) ([]*config.F
 		u.log.Info("acl changed", "version", saved.Version, "paths", config.PatchPaths(patch), "by", author)
 		return nil, nil
 	}
-	if fe := fieldErrors(err); len(fe) > 0 {
+	if fe := config.FieldErrors(err); len(fe) > 0 {
 		return fe, nil
 	}
 	if saved.Version != 0 {

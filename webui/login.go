@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edgegate/edgegate/gateway/admin"
+	"github.com/edgegate/edgegate/gateway/config"
 )
 
 // setupForm is the first-run form: the console's one-time code, the admin
@@ -98,7 +99,7 @@ func (u *UI) deviceSettingsPatch(name, tz string) ([]byte, map[string]string) {
 	errs := map[string]string{}
 	cfg := u.o.Settings.Effective().Config
 	cfg.Node, cfg.TimeZone = name, tz
-	for _, fe := range fieldErrors(cfg.Validate()) {
+	for _, fe := range config.FieldErrors(cfg.Validate()) {
 		switch fe.Path {
 		case "node":
 			errs["device_name"] = "The name " + fe.Problem + "."

@@ -542,7 +542,7 @@ func (u *UI) saveSettings(w http.ResponseWriter, r *http.Request, ss *session, e
 		return fmt.Errorf("encode settings patch: %w", err)
 	}
 	saved, err := u.o.Settings.Apply(r.Context(), body, author)
-	switch problems := fieldErrors(err); {
+	switch problems := config.FieldErrors(err); {
 	case err == nil:
 	case saved.Version != 0:
 		u.log.Error("settings saved but not fully applied", "version", saved.Version, "error", err)

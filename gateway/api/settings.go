@@ -136,27 +136,11 @@ func describePaths(paths []string) string {
 	return "settings " + strings.Join(q, ", ") + " are"
 }
 
-// fieldErrors collects the *config.FieldError leaves of a (joined) error.
-// It walks the tree itself because errors.As stops at the first match.
+// fieldErrors lists the settings problems in err.
 func fieldErrors(err error) []FieldProblem {
 	var out []FieldProblem
-	var walk func(error)
-	walk = func(err error) {
-		switch e := err.(type) { //nolint:errorlint // the walk visits every wrapped error itself
-		case *config.FieldError:
-			out = append(out, FieldProblem{Path: e.Path, Problem: e.Problem})
-		case interface{ Unwrap() []error }:
-			for _, inner := range e.Unwrap() {
-				walk(inner)
-			}
-		case interface{ Unwrap() error }:
-			if inner := e.Unwrap(); inner != nil {
-				walk(inner)
-			}
-		}
-	}
-	if err != nil {
-		walk(err)
+	for _, fe := range config.FieldErrors(err) {
+		out = append(out, FieldProblem{Path: fe.Path, Problem: fe.Problem})
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -231,5 +232,18 @@ func TestRestartOnly(t *testing.T) {
 	next.ACL.NoMatch = "deny"
 	if got := strings.Join(RestartOnly(old, next), ","); got != "sys" {
 		t.Errorf("RestartOnly = %q, want sys (acl applies live)", got)
+	}
+}
+
+func TestFieldErrorsWalksJoinedAndWrapped(t *testing.T) {
+	a := &FieldError{Path: "node", Problem: "bad"}
+	b := &FieldError{Path: "sys.interval", Problem: "too short"}
+	err := fmt.Errorf("save: %w", errors.Join(a, fmt.Errorf("apply: %w", b), errors.New("other")))
+	got := FieldErrors(err)
+	if len(got) != 2 || got[0] != a || got[1] != b {
+		t.Fatalf("FieldErrors = %v; want both field errors in order", got)
+	}
+	if FieldErrors(nil) != nil {
+		t.Fatal("FieldErrors(nil) is not empty")
 	}
 }

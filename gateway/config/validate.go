@@ -23,6 +23,32 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Path + ": " + e.Problem }
 
+// FieldErrors lists every *FieldError in err, which may wrap or join
+// several (as Validate and a settings service's Apply return them). It
+// walks the whole tree: errors.As would stop at the first.
+func FieldErrors(err error) []*FieldError {
+	var out []*FieldError
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) { //nolint:errorlint // the walk visits every wrapped error itself
+		case *FieldError:
+			out = append(out, e)
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		case interface{ Unwrap() error }:
+			if inner := e.Unwrap(); inner != nil {
+				walk(inner)
+			}
+		}
+	}
+	if err != nil {
+		walk(err)
+	}
+	return out
+}
+
 // Validate checks the whole configuration and returns every problem found,
 // joined, each a *FieldError naming the setting. It does no I/O.
 func (c Config) Validate() error {
