@@ -2,14 +2,15 @@
 # Installs the real peers the test suites talk to: mosquitto (the reference
 # broker for benchmarks and interop), mosquitto_pub/mosquitto_sub (MQTT
 # clients for the e2e tests), the openssl CLI (certificate interop tests) and
-# headless Chromium (the web UI browser tests, driven over CDP by chromedp).
+# headless Chromium (the web UI browser tests, driven over CDP by chromedp) and
+# systemd-analyze (the unit file checks).
 # Idempotent and silent when everything is present.
 #
 # The tests start their own mosquitto on a free port; the one the Debian package
 # starts as a system service would hold :1883, so it is stopped and disabled.
 set -euo pipefail
 
-packages=(mosquitto mosquitto-clients openssl chromium)
+packages=(mosquitto mosquitto-clients openssl chromium systemd)
 
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then
