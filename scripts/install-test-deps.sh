@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the test suites talk to: mosquitto (the reference
 # broker for benchmarks and interop), mosquitto_pub/mosquitto_sub (MQTT
-# clients for the e2e tests), the openssl CLI (certificate interop tests) and
+# clients for the e2e tests), the openssl CLI (certificate interop tests),
 # headless Chromium (the web UI browser tests, driven over CDP by chromedp) and
 # systemd-analyze (the unit file checks).
 # Idempotent and silent when everything is present.
