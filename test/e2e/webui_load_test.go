@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,6 +61,13 @@ func TestWebUIWithManyClients(t *testing.T) {
 	if point.Clients != busyClients {
 		t.Errorf("live stats report %d clients; want %d", point.Clients, busyClients)
 	}
+
+	// The gateway stops cleanly with every client still connected.
+	start = time.Now()
+	if _, timedOut := d.signalAndWait(syscall.SIGTERM, time.Minute); timedOut {
+		t.Fatalf("edgegate did not stop within a minute of SIGTERM with %d clients connected", busyClients)
+	}
+	t.Logf("stopped in %v with %d clients connected", time.Since(start).Round(time.Millisecond), busyClients)
 }
 
 // connectMany opens n anonymous MQTT 3.1.1 sessions named busy-<i>, kept
