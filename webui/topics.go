@@ -185,8 +185,8 @@ func (u *UI) publish(w http.ResponseWriter, r *http.Request, ss *session) error 
 		f.Errors["qos"] = "Choose QoS 0, 1 or 2."
 	}
 	m := broker.Message{Topic: f.Topic, Payload: []byte(f.Payload), QoS: byte(qos), Retain: f.Retain, From: webPublisher}
-	if limit := u.maxPacketSize(); limit > 0 && len(f.Errors) == 0 && publishSize(m) > int64(limit) {
-		f.Errors["payload"] = fmt.Sprintf("Too large: with its topic the message needs %d bytes; the broker's maximum packet size is %d.", publishSize(m), limit)
+	if limit := u.maxPacketSize(); limit > 0 && len(f.Errors) == 0 && m.PacketSize() > int64(limit) {
+		f.Errors["payload"] = fmt.Sprintf("Too large: with its topic the message needs %d bytes; the broker's maximum packet size is %d.", m.PacketSize(), limit)
 	}
 	if len(f.Errors) > 0 {
 		u.renderStatus(w, r, ss, http.StatusUnprocessableEntity, u.page(ss, "Topics & messages", "topics"), topicsPage(u.topicsData(f)))
@@ -206,18 +206,4 @@ func (u *UI) maxPacketSize() uint32 {
 		return 0
 	}
 	return u.o.Settings.Effective().Config.MQTT.MaxPacketSize
-}
-
-// publishSize is the size of the MQTT 3.1.1 PUBLISH packet carrying m:
-// fixed header, topic, packet id, payload.
-func publishSize(m broker.Message) int64 {
-	rest := int64(2 + len(m.Topic) + len(m.Payload))
-	if m.QoS > 0 {
-		rest += 2
-	}
-	lenBytes := int64(1)
-	for n := rest; n >= 128; n /= 128 {
-		lenBytes++
-	}
-	return 1 + lenBytes + rest
 }

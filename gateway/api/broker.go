@@ -302,7 +302,7 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request, m broker.Message) 
 	if a.o.Settings != nil {
 		// The broker would accept it but no client with the default
 		// packet size limit could receive it.
-		if limit := a.o.Settings.Effective().Config.MQTT.MaxPacketSize; limit > 0 && publishPacketSize(m) > int64(limit) {
+		if limit := a.o.Settings.Effective().Config.MQTT.MaxPacketSize; limit > 0 && m.PacketSize() > int64(limit) {
 			return errorf(http.StatusRequestEntityTooLarge, "message_too_large", "the message does not fit in mqtt.max_packet_size (%d bytes)", limit)
 		}
 	}
@@ -312,20 +312,6 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request, m broker.Message) 
 	a.log.Debug("http publish", "topic", m.Topic, "qos", m.QoS, "retain", m.Retain, "bytes", len(m.Payload), "by", authorOf(r))
 	writeJSON(w, http.StatusOK, publishResult{Result: "ok"})
 	return nil
-}
-
-// publishPacketSize is the size of the PUBLISH packet carrying m (MQTT
-// 3.1.1, no properties): fixed header, topic, packet id, payload.
-func publishPacketSize(m broker.Message) int64 {
-	rest := int64(2 + len(m.Topic) + len(m.Payload))
-	if m.QoS > 0 {
-		rest += 2
-	}
-	lenBytes := int64(1)
-	for n := rest; n >= 128; n /= 128 {
-		lenBytes++
-	}
-	return 1 + lenBytes + rest
 }
 
 func (a *API) getStats(w http.ResponseWriter, r *http.Request) error {

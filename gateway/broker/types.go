@@ -63,3 +63,18 @@ type ListenerStatus struct {
 	MaxClients int    `json:"max_clients"`
 	ClientAuth string `json:"client_auth,omitempty"`
 }
+
+// PacketSize is the size of the MQTT 3.1.1 PUBLISH packet carrying m (no
+// properties): fixed header, topic, packet id, payload. Compare it with
+// mqtt.max_packet_size before publishing.
+func (m Message) PacketSize() int64 {
+	rest := int64(2 + len(m.Topic) + len(m.Payload))
+	if m.QoS > 0 {
+		rest += 2
+	}
+	lenBytes := int64(1)
+	for n := rest; n >= 128; n /= 128 {
+		lenBytes++
+	}
+	return 1 + lenBytes + rest
+}
