@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -114,4 +115,36 @@ func shot(ctx context.Context, t *testing.T, name string) {
 	if _, err := chromedp.Call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{}); err != nil {
 		t.Fatalf("screenshot %s: reset viewport: %v", name, err)
 	}
+}
+
+// acceptDialogs accepts every JavaScript dialog the page opens (the
+// data-confirm questions) until the test ends, and passes on their
+// messages to a test that reads them (the first 16 are kept).
+func acceptDialogs(ctx context.Context, t *testing.T) <-chan string {
+	t.Helper()
+	lctx, cancel := context.WithCancel(ctx)
+	dialogs := chromedp.Events(lctx, page.JavascriptDialogOpening)
+	questions := make(chan string, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			select {
+			case questions <- ev.Message:
+			default: // nobody reads them
+			}
+			if _, err := chromedp.Call(lctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true}); err != nil {
+				t.Errorf("accept the dialog %q: %v", ev.Message, err)
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return questions
 }

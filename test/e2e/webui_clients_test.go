@@ -20,7 +20,7 @@ func TestWebUIInspector(t *testing.T) {
 	mctx := testContext(t, 2*time.Minute)
 	d := startDaemon(t, obj{"auth": obj{"allow_anonymous": true}})
 	ctx := newBrowser(t)
-	questions := clientsAcceptDialogs(ctx, t)
+	questions := acceptDialogs(ctx, t)
 	webLogin(ctx, t, d)
 
 	if err := chromedp.Do(ctx,
@@ -100,7 +100,7 @@ func TestWebUIKickClient(t *testing.T) {
 	sensor.mustSubscribe(mctx, 1, "plant/kick-1/cmd")
 	mustConnectGo(mctx, t, dial, connOpts{clientID: "sensor-stays-2"})
 	ctx := newBrowser(t)
-	questions := clientsAcceptDialogs(ctx, t)
+	questions := acceptDialogs(ctx, t)
 	webLogin(ctx, t, d)
 
 	if err := chromedp.Do(ctx,
@@ -157,38 +157,6 @@ func TestWebUIKickClient(t *testing.T) {
 	clientsWantText(ctx, t, "clients-count", "0 of 1 clients")
 }
 
-// clientsAcceptDialogs accepts every JavaScript dialog the page opens
-// (the data-confirm questions) and passes on their messages.
-func clientsAcceptDialogs(ctx context.Context, t *testing.T) <-chan string {
-	t.Helper()
-	lctx, cancel := context.WithCancel(ctx)
-	dialogs := chromedp.Events(lctx, page.JavascriptDialogOpening)
-	questions := make(chan string, 16)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ev, err := range dialogs {
-			if err != nil {
-				return
-			}
-			select {
-			case questions <- ev.Message:
-			case <-lctx.Done():
-				return
-			}
-			if _, err := chromedp.Call(lctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true}); err != nil {
-				t.Errorf("accept the dialog %q: %v", ev.Message, err)
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return questions
-}
-
 // clientsSubmit clicks the element with data-testid id (a submit button
 // or a link) and waits for the page it leads to.
 func clientsSubmit(ctx context.Context, t *testing.T, id string) {
@@ -199,7 +167,7 @@ func clientsSubmit(ctx context.Context, t *testing.T, id string) {
 }
 
 // clientsWantQuestion checks that the form just submitted asked want
-// first: clientsAcceptDialogs passed the question on before accepting it.
+// first: acceptDialogs passed the question on before accepting it.
 func clientsWantQuestion(t *testing.T, questions <-chan string, want string) {
 	t.Helper()
 	select {

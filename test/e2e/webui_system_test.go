@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/chromedp/cdproto/browser"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -23,7 +22,7 @@ func TestWebUISystem(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, baseSettings())
 	ctx := newBrowser(t)
-	systemAcceptDialogs(ctx, t)
+	acceptDialogs(ctx, t)
 	d.addUser(t, "before-backup", "before-Passw0rd", false)
 	webLogin(ctx, t, d)
 
@@ -203,29 +202,4 @@ func systemText(ctx context.Context, t *testing.T, id string) string {
 		t.Fatalf("read %s: %v", id, err)
 	}
 	return strings.TrimSpace(s)
-}
-
-// systemAcceptDialogs accepts every JavaScript dialog (the data-confirm
-// questions) until the test ends.
-func systemAcceptDialogs(ctx context.Context, t *testing.T) {
-	t.Helper()
-	lctx, cancel := context.WithCancel(ctx)
-	dialogs := chromedp.Events(lctx, page.JavascriptDialogOpening)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ev, err := range dialogs {
-			if err != nil {
-				return
-			}
-			if _, err := chromedp.Call(lctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true}); err != nil {
-				t.Errorf("accept the dialog %q: %v", ev.Message, err)
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
 }
