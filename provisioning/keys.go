@@ -136,7 +136,7 @@ func LoadPublicKeys(path string) ([]PublicKey, error) {
 	}
 	var keys []PublicKey
 	for _, f := range files {
-		data, err := readSmallFile(f, maxKeyFile)
+		data, err := ReadFile(f, maxKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("provisioning keys: %w", err)
 		}
@@ -152,9 +152,11 @@ func LoadPublicKeys(path string) ([]PublicKey, error) {
 	return keys, nil
 }
 
-// readSmallFile reads a file of at most limit bytes.
-func readSmallFile(name string, limit int64) ([]byte, error) {
-	f, err := os.Open(name) //nolint:gosec // G304: the trusted key files are named by the operator or the image
+// ReadFile reads a provisioning file (bundle, signature, key) of at most
+// limit bytes, so a wrong path to a huge file fails instead of filling
+// memory.
+func ReadFile(name string, limit int64) ([]byte, error) {
+	f, err := os.Open(name) //nolint:gosec // G304: provisioning files are named by the operator or the image
 	if err != nil {
 		return nil, err
 	}

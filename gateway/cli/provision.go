@@ -156,23 +156,6 @@ func (p *provisionCmd) keygen(out string, force bool) error {
 	return nil
 }
 
-// readLimited reads a file of at most limit bytes.
-func readLimited(name string, limit int64) ([]byte, error) {
-	f, err := os.Open(name) //nolint:gosec // G304: the operator names the file
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
-	}
-	return data, nil
-}
-
 // targetDevice is device, or for "" the device the bundle names: an
 // offline check is for the gateway the bundle is meant for.
 func targetDevice(data []byte, device string) (string, error) {
@@ -187,7 +170,7 @@ func targetDevice(data []byte, device string) (string, error) {
 }
 
 func (p *provisionCmd) sign(keyFile, bundleFile, sigFile string) error {
-	keyPEM, err := readLimited(keyFile, 64<<10)
+	keyPEM, err := provisioning.ReadFile(keyFile, 64<<10)
 	if err != nil {
 		return err
 	}
@@ -195,7 +178,7 @@ func (p *provisionCmd) sign(keyFile, bundleFile, sigFile string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", keyFile, err)
 	}
-	data, err := readLimited(bundleFile, provisioning.MaxBundleBytes)
+	data, err := provisioning.ReadFile(bundleFile, provisioning.MaxBundleBytes)
 	if err != nil {
 		return err
 	}
@@ -256,10 +239,10 @@ func (p *provisionCmd) describe(plan *provisioning.Plan) {
 // readBundle reads a bundle and its signature file. A missing signature
 // is left to the check, which names it.
 func readBundle(bundleFile, sigFile string) (data, sig []byte, err error) {
-	if data, err = readLimited(bundleFile, provisioning.MaxBundleBytes); err != nil {
+	if data, err = provisioning.ReadFile(bundleFile, provisioning.MaxBundleBytes); err != nil {
 		return nil, nil, err
 	}
-	sig, err = readLimited(sigFile, 4<<10)
+	sig, err = provisioning.ReadFile(sigFile, 4<<10)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, nil, err
 	}
