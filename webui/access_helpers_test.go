@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -100,18 +99,7 @@ func newAccessTestUI(t *testing.T, o accessEnvOptions) *accessEnv {
 
 // do serves one request of the session; a non-nil form is posted.
 func (e *accessEnv) do(method, target string, form url.Values) *httptest.ResponseRecorder {
-	e.t.Helper()
-	var r *http.Request
-	if form != nil {
-		r = httptest.NewRequest(method, target, strings.NewReader(form.Encode()))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	} else {
-		r = httptest.NewRequest(method, target, nil)
-	}
-	r.AddCookie(&http.Cookie{Name: sessionCookie, Value: e.ss.id})
-	w := httptest.NewRecorder()
-	e.u.Handler().ServeHTTP(w, r)
-	return w
+	return serveSession(e.u, e.ss, method, target, form)
 }
 
 // get renders a page, requires status want and parses it.
@@ -121,7 +109,7 @@ func (e *accessEnv) get(target string, want int) *goquery.Document {
 	if w.Code != want {
 		e.t.Fatalf("GET %s: status %d, want %d\n%s", target, w.Code, want, w.Body)
 	}
-	return accessParse(e.t, w)
+	return parseHTML(e.t, w)
 }
 
 // post posts form and requires status want; it returns the response.
@@ -142,40 +130,25 @@ func (e *accessEnv) postOK(target string, form url.Values, location string) stri
 	if got := w.Header().Get("Location"); got != location {
 		e.t.Fatalf("POST %s: redirect to %q, want %q", target, got, location)
 	}
-	return accessText(e.get("/access", http.StatusOK).Find(accessTestID("flash")))
+	return textOf(e.get("/access", http.StatusOK).Find(byTestID("flash")))
 }
 
 // rev is the rule fingerprint the page carries in its row forms.
 func (e *accessEnv) rev() string {
 	e.t.Helper()
 	doc := e.get("/access", http.StatusOK)
-	rev, ok := doc.Find(accessTestID("acl-rule") + ` form input[name="rev"]`).First().Attr("value")
+	rev, ok := doc.Find(byTestID("acl-rule") + ` form input[name="rev"]`).First().Attr("value")
 	if !ok || rev == "" {
 		e.t.Fatal("no rev in the ACL rule forms")
 	}
 	return rev
 }
 
-func accessParse(t *testing.T, w *httptest.ResponseRecorder) *goquery.Document {
-	t.Helper()
-	doc, err := goquery.NewDocumentFromReader(w.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return doc
-}
-
-// accessTestID selects the elements with data-testid id.
-func accessTestID(id string) string { return `[data-testid="` + id + `"]` }
-
-// accessText is the whitespace-normalised text of the selection.
-func accessText(s *goquery.Selection) string { return strings.Join(strings.Fields(s.Text()), " ") }
-
 // accessRuleRows returns the text of the cells of each ACL row.
 func accessRuleRows(doc *goquery.Document) [][]string {
 	var rows [][]string
-	doc.Find(accessTestID("acl-rule")).Each(func(_ int, row *goquery.Selection) {
-		rows = append(rows, row.Find("td").Map(func(_ int, s *goquery.Selection) string { return accessText(s) }))
+	doc.Find(byTestID("acl-rule")).Each(func(_ int, row *goquery.Selection) {
+		rows = append(rows, row.Find("td").Map(func(_ int, s *goquery.Selection) string { return textOf(s) }))
 	})
 	return rows
 }

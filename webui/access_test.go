@@ -38,22 +38,22 @@ func TestAccessPageShowsUsersRulesAndKeys(t *testing.T) {
 	if got := doc.Find(`[data-testid="nav-access"][aria-current="page"]`).Length(); got != 1 {
 		t.Errorf("the Access navigation entry is not marked current")
 	}
-	rows := doc.Find(accessTestID("user-row"))
+	rows := doc.Find(byTestID("user-row"))
 	if rows.Length() != 2 {
 		t.Fatalf("user rows: %d, want 2", rows.Length())
 	}
 	root := doc.Find(`[data-testid="user-row"][data-username="root"]`)
-	if !strings.Contains(accessText(root), "superuser") {
-		t.Errorf("root row %q does not say superuser", accessText(root))
+	if !strings.Contains(textOf(root), "superuser") {
+		t.Errorf("root row %q does not say superuser", textOf(root))
 	}
-	if !strings.Contains(accessText(doc.Find(`[data-testid="user-row"][data-username="sensor-1"]`)), "no password") {
+	if !strings.Contains(textOf(doc.Find(`[data-testid="user-row"][data-username="sensor-1"]`)), "no password") {
 		t.Errorf("a user without a password is not marked")
 	}
-	if doc.Find(accessTestID("user-add-form")).Length() != 1 {
+	if doc.Find(byTestID("user-add-form")).Length() != 1 {
 		t.Error("no add-user form")
 	}
 
-	if doc.Find(accessTestID("acl-default")).Length() != 1 {
+	if doc.Find(byTestID("acl-default")).Length() != 1 {
 		t.Error("no note that the built-in default rules apply")
 	}
 	got := accessRuleRows(doc)
@@ -70,35 +70,35 @@ func TestAccessPageShowsUsersRulesAndKeys(t *testing.T) {
 		t.Errorf("rule 5 cells %q, want %q", got[4][:5], want)
 	}
 	first := doc.Find(`[data-testid="acl-rule"][data-rule="1"]`)
-	if _, disabled := first.Find(accessTestID("acl-up")).Attr("disabled"); !disabled {
+	if _, disabled := first.Find(byTestID("acl-up")).Attr("disabled"); !disabled {
 		t.Error("the first rule's Up button is not disabled")
 	}
 	last := doc.Find(`[data-testid="acl-rule"][data-rule="5"]`)
-	if _, disabled := last.Find(accessTestID("acl-down")).Attr("disabled"); !disabled {
+	if _, disabled := last.Find(byTestID("acl-down")).Attr("disabled"); !disabled {
 		t.Error("the last rule's Down button is not disabled")
 	}
-	if href, _ := last.Find(accessTestID("acl-edit")).Attr("href"); href != "/access/acl/5/edit" {
+	if href, _ := last.Find(byTestID("acl-edit")).Attr("href"); href != "/access/acl/5/edit" {
 		t.Errorf("edit link %q", href)
 	}
 	if v, _ := doc.Find(`[data-testid="acl-nomatch"] option[selected]`).Attr("value"); v != "allow" {
 		t.Errorf("acl.nomatch shown as %q, want allow", v)
 	}
-	if doc.Find(accessTestID("acl-add-form")).Length() != 1 || doc.Find(accessTestID("acl-test-form")).Length() != 1 {
+	if doc.Find(byTestID("acl-add-form")).Length() != 1 || doc.Find(byTestID("acl-test-form")).Length() != 1 {
 		t.Error("no add-rule or test form")
 	}
-	if doc.Find(accessTestID("acl-use-default")).Length() != 0 {
+	if doc.Find(byTestID("acl-use-default")).Length() != 0 {
 		t.Error("a button to restore the default rules while they apply")
 	}
 
-	key := doc.Find(accessTestID("apikey-row"))
-	if key.Length() != 1 || !strings.Contains(accessText(key), "fleet sync") || !strings.Contains(accessText(key), "certificates") {
-		t.Errorf("API key row %q", accessText(key))
+	key := doc.Find(byTestID("apikey-row"))
+	if key.Length() != 1 || !strings.Contains(textOf(key), "fleet sync") || !strings.Contains(textOf(key), "certificates") {
+		t.Errorf("API key row %q", textOf(key))
 	}
-	if doc.Find(accessTestID("apikey-secret")).Length() != 0 {
+	if doc.Find(byTestID("apikey-secret")).Length() != 0 {
 		t.Error("a secret is shown without a new key")
 	}
 	for _, s := range admin.Scopes {
-		if doc.Find(accessTestID("apikey-scope-"+s)).Length() != 1 {
+		if doc.Find(byTestID("apikey-scope-"+s)).Length() != 1 {
 			t.Errorf("no checkbox for scope %s", s)
 		}
 	}
@@ -151,20 +151,20 @@ func TestAccessAddUser(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := e.post("/access/users", tc.form, http.StatusUnprocessableEntity)
-			doc := accessParse(t, w)
-			if got := accessText(doc.Find(accessTestID(tc.field + "-error"))); got != tc.wantError {
+			doc := parseHTML(t, w)
+			if got := textOf(doc.Find(byTestID(tc.field + "-error"))); got != tc.wantError {
 				t.Errorf("%s error %q, want %q", tc.field, got, tc.wantError)
 			}
 			if inv, _ := doc.Find("#" + tc.field).Attr("aria-invalid"); inv != "true" {
 				t.Errorf("%s not marked invalid", tc.field)
 			}
-			if v, _ := doc.Find(accessTestID("user-password")).Attr("value"); v != "" {
+			if v, _ := doc.Find(byTestID("user-password")).Attr("value"); v != "" {
 				t.Error("the password is echoed back")
 			}
 		})
 	}
-	if v, _ := accessParse(t, e.post("/access/users", url.Values{"username": {"kept"}, "superuser": {"1"}}, 422)).
-		Find(accessTestID("user-username")).Attr("value"); v != "kept" {
+	if v, _ := parseHTML(t, e.post("/access/users", url.Values{"username": {"kept"}, "superuser": {"1"}}, 422)).
+		Find(byTestID("user-username")).Attr("value"); v != "kept" {
 		t.Errorf("the username typed is not kept: %q", v)
 	}
 	if list, _ := e.users.List(); len(list) != 2 {
@@ -191,12 +191,12 @@ func TestAccessResetPassword(t *testing.T) {
 	}
 
 	w := e.post(action, url.Values{"password": {""}}, http.StatusUnprocessableEntity)
-	doc = accessParse(t, w)
+	doc = parseHTML(t, w)
 	row := doc.Find(`[data-testid="user-row"][data-username="a/b c"]`)
 	if _, open := row.Find("details").Attr("open"); !open {
 		t.Error("the refused reset form is not open")
 	}
-	if got := accessText(row.Find(accessTestID("reset-password-0-error"))); got != "Enter the new password." {
+	if got := textOf(row.Find(byTestID("reset-password-0-error"))); got != "Enter the new password." {
 		t.Errorf("reset error %q", got)
 	}
 	if usr, _ := e.users.Get("a/b c"); !auth.VerifyPassword(usr.PasswordHash, "New-Pass-2") {
@@ -224,7 +224,7 @@ func TestAccessDeleteUser(t *testing.T) {
 		t.Error("user still stored")
 	}
 	e.post(action, url.Values{}, http.StatusNotFound)
-	if doc := e.get("/access", http.StatusOK); doc.Find(accessTestID("users-empty")).Length() != 1 {
+	if doc := e.get("/access", http.StatusOK); doc.Find(byTestID("users-empty")).Length() != 1 {
 		t.Error("no empty-list note")
 	}
 }
@@ -232,7 +232,7 @@ func TestAccessDeleteUser(t *testing.T) {
 func TestAccessWithoutUserStore(t *testing.T) {
 	e := newAccessTestUI(t, accessEnvOptions{noUsers: true})
 	doc := e.get("/access", http.StatusOK)
-	if doc.Find(accessTestID("users-off")).Length() != 1 || doc.Find(accessTestID("user-add-form")).Length() != 0 {
+	if doc.Find(byTestID("users-off")).Length() != 1 || doc.Find(byTestID("user-add-form")).Length() != 0 {
 		t.Error("the page does not say the user store is off")
 	}
 	e.post("/access/users", url.Values{"username": {"x"}, "password": {"y"}}, http.StatusServiceUnavailable)
@@ -257,23 +257,23 @@ func TestAccessAPIKeyShowsSecretOnce(t *testing.T) {
 
 	page := strings.TrimSuffix(loc, "#apikeys")
 	doc := e.get(page, http.StatusOK)
-	secret := doc.Find(accessTestID("apikey-secret"))
+	secret := doc.Find(byTestID("apikey-secret"))
 	if secret.Length() != 1 || !secret.HasClass("secret") {
 		t.Fatalf("no .secret element: %d", secret.Length())
 	}
-	if _, ok := e.admin.CheckAPIKey(keys[0].ID, accessText(secret)); !ok {
+	if _, ok := e.admin.CheckAPIKey(keys[0].ID, textOf(secret)); !ok {
 		t.Error("the secret shown does not authenticate the key")
 	}
-	if logs := e.logs.String(); !strings.Contains(logs, keys[0].ID) || strings.Contains(logs, accessText(secret)) {
+	if logs := e.logs.String(); !strings.Contains(logs, keys[0].ID) || strings.Contains(logs, textOf(secret)) {
 		t.Errorf("log does not record the new key, or shows its secret:\n%s", logs)
 	}
-	if got := accessText(doc.Find(accessTestID("flash"))); got != `API key "backup script" created.` {
+	if got := textOf(doc.Find(byTestID("flash"))); got != `API key "backup script" created.` {
 		t.Errorf("flash %q", got)
 	}
-	if !strings.Contains(accessText(doc.Find(accessTestID("apikey-new"))), keys[0].ID) {
+	if !strings.Contains(textOf(doc.Find(byTestID("apikey-new"))), keys[0].ID) {
 		t.Error("the new key's id is not shown with its secret")
 	}
-	if doc := e.get(page, http.StatusOK); doc.Find(accessTestID("apikey-secret")).Length() != 0 {
+	if doc := e.get(page, http.StatusOK); doc.Find(byTestID("apikey-secret")).Length() != 0 {
 		t.Error("the secret is shown a second time")
 	}
 
@@ -287,8 +287,8 @@ func TestAccessAPIKeyShowsSecretOnce(t *testing.T) {
 		{"unknown scope", url.Values{"name": {"x"}, "scope": {"everything"}}, "apikey-scopes", "Choose among the scopes listed."},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			doc := accessParse(t, e.post("/access/apikeys", tc.form, http.StatusUnprocessableEntity))
-			if got := accessText(doc.Find(accessTestID(tc.field + "-error"))); got != tc.want {
+			doc := parseHTML(t, e.post("/access/apikeys", tc.form, http.StatusUnprocessableEntity))
+			if got := textOf(doc.Find(byTestID(tc.field + "-error"))); got != tc.want {
 				t.Errorf("%s error %q, want %q", tc.field, got, tc.want)
 			}
 		})
@@ -332,7 +332,7 @@ func TestAccessAddRule(t *testing.T) {
 	// The default position is the end; exact topics, networks and the
 	// rule for everything are written in the form's own way.
 	doc := e.get("/access", http.StatusOK)
-	if v, _ := doc.Find(accessTestID("rule-position")).Attr("value"); v != "7" {
+	if v, _ := doc.Find(byTestID("rule-position")).Attr("value"); v != "7" {
 		t.Errorf("default position %q, want 7", v)
 	}
 	e.postOK("/access/acl", accessRuleValues("allow", "ipaddr", "10.0.0.0/8", "subscribe", "eq #\r\n sensors/%c/# \r\n", "7"), "/access#acl")
@@ -379,18 +379,18 @@ func TestAccessAddRule(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(e.settings.applied())
-			doc := accessParse(t, e.post("/access/acl", tc.form, http.StatusUnprocessableEntity))
-			if got := accessText(doc.Find(accessTestID(tc.field + "-error"))); got != tc.want {
+			doc := parseHTML(t, e.post("/access/acl", tc.form, http.StatusUnprocessableEntity))
+			if got := textOf(doc.Find(byTestID(tc.field + "-error"))); got != tc.want {
 				t.Errorf("%s error %q, want %q", tc.field, got, tc.want)
 			}
 			if len(e.settings.applied()) != before {
 				t.Error("a refused rule changed the settings")
 			}
-			form := doc.Find(accessTestID("acl-add-form"))
-			if v, _ := form.Find(accessTestID("rule-who")).Attr("value"); v != strings.TrimSpace(tc.form.Get("who")) {
+			form := doc.Find(byTestID("acl-add-form"))
+			if v, _ := form.Find(byTestID("rule-who")).Attr("value"); v != strings.TrimSpace(tc.form.Get("who")) {
 				t.Errorf("who not kept: %q", v)
 			}
-			if got := form.Find(accessTestID("rule-topics")).Text(); got != tc.form.Get("topics") {
+			if got := form.Find(byTestID("rule-topics")).Text(); got != tc.form.Get("topics") {
 				t.Errorf("topics not kept: %q", got)
 			}
 		})
@@ -400,19 +400,19 @@ func TestAccessAddRule(t *testing.T) {
 func TestAccessEditRule(t *testing.T) {
 	e := newAccessTestUI(t, accessEnvOptions{})
 	doc := e.get("/access/acl/4/edit", http.StatusOK)
-	form := doc.Find(accessTestID("acl-edit-form"))
+	form := doc.Find(byTestID("acl-edit-form"))
 	if action, _ := form.Attr("action"); action != "/access/acl/4" {
 		t.Fatalf("edit form action %q", action)
 	}
-	if got := form.Find(accessTestID("rule-topics")).Text(); got != "$SYS/#\neq #" {
+	if got := form.Find(byTestID("rule-topics")).Text(); got != "$SYS/#\neq #" {
 		t.Errorf("topics %q", got)
 	}
 	for id, want := range map[string]string{"rule-permission": "deny", "rule-who-kind": "all", "rule-access": "subscribe"} {
-		if v, _ := form.Find(accessTestID(id) + " option[selected]").Attr("value"); v != want {
+		if v, _ := form.Find(byTestID(id) + " option[selected]").Attr("value"); v != want {
 			t.Errorf("%s = %q, want %q", id, v, want)
 		}
 	}
-	if form.Find(accessTestID("rule-position")).Length() != 0 {
+	if form.Find(byTestID("rule-position")).Length() != 0 {
 		t.Error("the edit form asks for a position")
 	}
 	rev, _ := form.Find(`input[name="rev"]`).Attr("value")
@@ -420,7 +420,7 @@ func TestAccessEditRule(t *testing.T) {
 		t.Fatal("no rev in the edit form")
 	}
 	// Rule 2 (the 127.0.0.1 address) is shown as a bare address.
-	if v, _ := e.get("/access/acl/2/edit", http.StatusOK).Find(accessTestID("rule-who")).Attr("value"); v != "127.0.0.1" {
+	if v, _ := e.get("/access/acl/2/edit", http.StatusOK).Find(byTestID("rule-who")).Attr("value"); v != "127.0.0.1" {
 		t.Errorf("rule 2 who %q", v)
 	}
 
@@ -445,14 +445,14 @@ func TestAccessEditRule(t *testing.T) {
 
 	bad := accessRuleValues("deny", "user", "", "subscribe", "x", "")
 	bad.Set("rev", e.rev())
-	doc = accessParse(t, e.post("/access/acl/4", bad, http.StatusUnprocessableEntity))
-	if got := accessText(doc.Find(accessTestID("rule-who-error"))); got != "Enter the username." {
+	doc = parseHTML(t, e.post("/access/acl/4", bad, http.StatusUnprocessableEntity))
+	if got := textOf(doc.Find(byTestID("rule-who-error"))); got != "Enter the username." {
 		t.Errorf("who error %q", got)
 	}
-	if doc.Find(accessTestID("acl-edit-form")).Length() != 1 {
+	if doc.Find(byTestID("acl-edit-form")).Length() != 1 {
 		t.Error("the refused edit is not shown on the edit page")
 	}
-	if got := accessText(doc.Find(accessTestID("acl-edit-current"))); got != `{deny, all, subscribe, ["$SYS/#", {eq, "#"}, "private/#"]}` {
+	if got := textOf(doc.Find(byTestID("acl-edit-current"))); got != `{deny, all, subscribe, ["$SYS/#", {eq, "#"}, "private/#"]}` {
 		t.Errorf("current rule shown as %q", got)
 	}
 
@@ -498,7 +498,7 @@ func TestAccessMoveAndDeleteRules(t *testing.T) {
 		t.Fatalf("after delete: %q", got)
 	}
 	doc := e.get("/access", http.StatusOK)
-	if doc.Find(accessTestID("acl-default")).Length() != 0 || doc.Find(accessTestID("acl-use-default")).Length() != 1 {
+	if doc.Find(byTestID("acl-default")).Length() != 0 || doc.Find(byTestID("acl-use-default")).Length() != 1 {
 		t.Error("stored rules are shown as the defaults, or cannot be reset")
 	}
 
@@ -512,7 +512,7 @@ func TestAccessMoveAndDeleteRules(t *testing.T) {
 	if rules := storedRules(e.settings); rules != nil {
 		t.Errorf("rules stored after deleting all: %q", accessRuleStrings(rules))
 	}
-	if e.get("/access", http.StatusOK).Find(accessTestID("acl-default")).Length() != 1 {
+	if e.get("/access", http.StatusOK).Find(byTestID("acl-default")).Length() != 1 {
 		t.Error("the defaults are not shown after deleting every rule")
 	}
 
@@ -536,8 +536,8 @@ func TestAccessNoMatch(t *testing.T) {
 	if storedRules(e.settings) != nil {
 		t.Error("changing acl.nomatch stored the rules")
 	}
-	doc := accessParse(t, e.post("/access/acl/nomatch", url.Values{"nomatch": {"maybe"}}, http.StatusUnprocessableEntity))
-	if got := accessText(doc.Find(accessTestID("acl-nomatch-error"))); got != "Choose allow or deny." {
+	doc := parseHTML(t, e.post("/access/acl/nomatch", url.Values{"nomatch": {"maybe"}}, http.StatusUnprocessableEntity))
+	if got := textOf(doc.Find(byTestID("acl-nomatch-error"))); got != "Choose allow or deny." {
 		t.Errorf("error %q", got)
 	}
 }
@@ -547,18 +547,18 @@ func TestAccessLockedRules(t *testing.T) {
 		file: `{"acl": {"nomatch": "deny", "rules": [{"permission": "allow", "who": {"user": "plant"}, "access": "pubsub", "topics": ["plant/#"]}]}}`,
 	})
 	doc := e.get("/access", http.StatusOK)
-	if doc.Find(accessTestID("acl-locked")).Length() != 1 || doc.Find(accessTestID("acl-nomatch-locked")).Length() != 1 {
+	if doc.Find(byTestID("acl-locked")).Length() != 1 || doc.Find(byTestID("acl-nomatch-locked")).Length() != 1 {
 		t.Error("no locked notes")
 	}
 	for _, id := range []string{"acl-add-form", "acl-up", "acl-down", "acl-edit", "acl-delete", "acl-nomatch-form", "acl-use-default", "acl-default"} {
-		if doc.Find(accessTestID(id)).Length() != 0 {
+		if doc.Find(byTestID(id)).Length() != 0 {
 			t.Errorf("%s shown for locked rules", id)
 		}
 	}
 	if got := accessRuleRows(doc); len(got) != 1 || !slices.Equal(got[0], []string{"1", "allow", "user plant", "publish, subscribe", "plant/#"}) {
 		t.Errorf("rows %q", got)
 	}
-	if got := accessText(doc.Find(accessTestID("acl-nomatch-value"))); !strings.Contains(got, "deny") {
+	if got := textOf(doc.Find(byTestID("acl-nomatch-value"))); !strings.Contains(got, "deny") {
 		t.Errorf("nomatch shown as %q", got)
 	}
 	e.post("/access/acl", accessRuleValues("deny", "user", "x", "publish", "a", "1"), http.StatusConflict)
@@ -574,7 +574,7 @@ func TestAccessLockedRules(t *testing.T) {
 
 	// The tester still works on locked rules.
 	doc = e.get("/access?test=1&username=visitor&topic=plant/1&action=publish", http.StatusOK)
-	if got := accessText(doc.Find(accessTestID("acl-test-result"))); got != "No rule matches → acl.nomatch: deny." {
+	if got := textOf(doc.Find(byTestID("acl-test-result"))); got != "No rule matches → acl.nomatch: deny." {
 		t.Errorf("test result %q", got)
 	}
 }
@@ -582,47 +582,47 @@ func TestAccessLockedRules(t *testing.T) {
 func TestAccessTestBox(t *testing.T) {
 	e := newAccessTestUI(t, accessEnvOptions{})
 	doc := e.get("/access?test=1&username=alice&clientid=c1&ipaddr=192.0.2.7&topic=%23&action=subscribe", http.StatusOK)
-	res := doc.Find(accessTestID("acl-test-result"))
+	res := doc.Find(byTestID("acl-test-result"))
 	if rule, _ := res.Attr("data-rule"); rule != "4" {
 		t.Errorf("matching rule %q, want 4", rule)
 	}
 	if d, _ := res.Attr("data-decision"); d != "deny" {
 		t.Errorf("decision %q", d)
 	}
-	if got := accessText(res); got != `Rule 4 matches: deny. {deny, all, subscribe, ["$SYS/#", {eq, "#"}]}` {
+	if got := textOf(res); got != `Rule 4 matches: deny. {deny, all, subscribe, ["$SYS/#", {eq, "#"}]}` {
 		t.Errorf("result %q", got)
 	}
 	row := doc.Find(`[data-testid="acl-rule"][data-rule="4"]`)
-	if !row.HasClass("match") || row.Find(accessTestID("acl-rule-match")).Length() != 1 {
+	if !row.HasClass("match") || row.Find(byTestID("acl-rule-match")).Length() != 1 {
 		t.Error("the matching row is not highlighted")
 	}
 	if doc.Find("tr.match").Length() != 1 {
 		t.Error("more than one row highlighted")
 	}
 	// The form keeps what was asked.
-	if v, _ := doc.Find(accessTestID("test-ipaddr")).Attr("value"); v != "192.0.2.7" {
+	if v, _ := doc.Find(byTestID("test-ipaddr")).Attr("value"); v != "192.0.2.7" {
 		t.Errorf("ipaddr kept as %q", v)
 	}
-	if v, _ := doc.Find(accessTestID("test-action") + " option[selected]").Attr("value"); v != "subscribe" {
+	if v, _ := doc.Find(byTestID("test-action") + " option[selected]").Attr("value"); v != "subscribe" {
 		t.Errorf("action kept as %q", v)
 	}
 
 	// From 127.0.0.1 rule 2 decides; %u placeholders resolve.
 	doc = e.get("/access?test=1&ipaddr=127.0.0.1&topic=%23&action=subscribe", http.StatusOK)
-	if rule, _ := doc.Find(accessTestID("acl-test-result")).Attr("data-rule"); rule != "2" {
+	if rule, _ := doc.Find(byTestID("acl-test-result")).Attr("data-rule"); rule != "2" {
 		t.Errorf("from 127.0.0.1: rule %q, want 2", rule)
 	}
 	e.postOK("/access/acl", accessRuleValues("deny", "user", "sensor-ui", "publish", "ui/%u/x", "1"), "/access#acl")
 	doc = e.get("/access?test=1&username=sensor-ui&topic=ui/sensor-ui/x&action=publish&ipaddr=127.0.0.1", http.StatusOK)
-	if rule, _ := doc.Find(accessTestID("acl-test-result")).Attr("data-rule"); rule != "1" {
+	if rule, _ := doc.Find(byTestID("acl-test-result")).Attr("data-rule"); rule != "1" {
 		t.Errorf("placeholder rule: matched %q, want 1", rule)
 	}
 
 	// No match: acl.nomatch decides.
 	e.post("/access/acl/6/delete", url.Values{"rev": {e.rev()}}, http.StatusSeeOther)
 	doc = e.get("/access?test=1&username=bob&topic=a/b&action=publish", http.StatusOK)
-	res = doc.Find(accessTestID("acl-test-result"))
-	if got := accessText(res); got != "No rule matches → acl.nomatch: allow." {
+	res = doc.Find(byTestID("acl-test-result"))
+	if got := textOf(res); got != "No rule matches → acl.nomatch: allow." {
 		t.Errorf("result %q", got)
 	}
 	if _, has := res.Attr("data-rule"); has || doc.Find("tr.match").Length() != 0 {
@@ -639,10 +639,10 @@ func TestAccessTestBox(t *testing.T) {
 		{"topic=a&action=publish&ipaddr=10.0.0.0/8", "test-ipaddr", "Enter an IP address such as 192.0.2.7, or leave it empty."},
 	} {
 		doc := e.get("/access?test=1&"+tc.query, http.StatusUnprocessableEntity)
-		if got := accessText(doc.Find(accessTestID(tc.field + "-error"))); got != tc.want {
+		if got := textOf(doc.Find(byTestID(tc.field + "-error"))); got != tc.want {
 			t.Errorf("%s: %s error %q, want %q", tc.query, tc.field, got, tc.want)
 		}
-		if doc.Find(accessTestID("acl-test-result")).Length() != 0 {
+		if doc.Find(byTestID("acl-test-result")).Length() != 0 {
 			t.Errorf("%s: a result with an error", tc.query)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"sync"
 	"testing"
 
@@ -112,17 +111,7 @@ func newClientsTestUI(t *testing.T, b *clientsFakeBroker) (*UI, *session) {
 // posted.
 func clientsRequest(t *testing.T, u *UI, ss *session, method, target string, form url.Values) *httptest.ResponseRecorder {
 	t.Helper()
-	var r *http.Request
-	if form != nil {
-		r = httptest.NewRequest(method, target, strings.NewReader(form.Encode()))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	} else {
-		r = httptest.NewRequest(method, target, nil)
-	}
-	r.AddCookie(&http.Cookie{Name: sessionCookie, Value: ss.id})
-	w := httptest.NewRecorder()
-	u.Handler().ServeHTTP(w, r)
-	return w
+	return serveSession(u, ss, method, target, form)
 }
 
 // clientsGet renders a page for ss, requires status want and parses it.
@@ -132,25 +121,10 @@ func clientsGet(t *testing.T, u *UI, ss *session, target string, want int) *goqu
 	if w.Code != want {
 		t.Fatalf("GET %s: status %d, want %d\n%s", target, w.Code, want, w.Body)
 	}
-	return clientsParse(t, w)
+	return parseHTML(t, w)
 }
-
-func clientsParse(t *testing.T, w *httptest.ResponseRecorder) *goquery.Document {
-	t.Helper()
-	doc, err := goquery.NewDocumentFromReader(w.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return doc
-}
-
-// clientsTestID selects the elements with data-testid id.
-func clientsTestID(id string) string { return `[data-testid="` + id + `"]` }
-
-// clientsText is the whitespace-normalised text of the selection.
-func clientsText(s *goquery.Selection) string { return strings.Join(strings.Fields(s.Text()), " ") }
 
 // clientsCells is the text of each cell of a table row.
 func clientsCells(row *goquery.Selection) []string {
-	return row.Find("td").Map(func(_ int, s *goquery.Selection) string { return clientsText(s) })
+	return row.Find("td").Map(func(_ int, s *goquery.Selection) string { return textOf(s) })
 }

@@ -58,35 +58,35 @@ func TestClientsListPagesAndSearches(t *testing.T) {
 	} {
 		t.Run(tc.target, func(t *testing.T) {
 			doc := clientsGet(t, u, ss, tc.target, http.StatusOK)
-			rows := doc.Find(clientsTestID("client-row"))
+			rows := doc.Find(byTestID("client-row"))
 			if rows.Length() != tc.rows {
 				t.Errorf("%d rows, want %d", rows.Length(), tc.rows)
 			}
-			if got := clientsText(rows.First().Find(clientsTestID("client-link"))); got != tc.first {
+			if got := textOf(rows.First().Find(byTestID("client-link"))); got != tc.first {
 				t.Errorf("first row %q, want %q", got, tc.first)
 			}
-			if got := clientsText(doc.Find(clientsTestID("clients-count"))); got != tc.count {
+			if got := textOf(doc.Find(byTestID("clients-count"))); got != tc.count {
 				t.Errorf("count %q, want %q", got, tc.count)
 			}
-			if got := clientsText(doc.Find(clientsTestID("clients-page"))); got != tc.page {
+			if got := textOf(doc.Find(byTestID("clients-page"))); got != tc.page {
 				t.Errorf("pager %q, want %q", got, tc.page)
 			}
 			for id, want := range map[string]string{"clients-prev": tc.prev, "clients-next": tc.next} {
-				if got := doc.Find(clientsTestID(id)).AttrOr("href", ""); got != want {
+				if got := doc.Find(byTestID(id)).AttrOr("href", ""); got != want {
 					t.Errorf("%s href %q, want %q", id, got, want)
 				}
 			}
-			if tc.rows == 0 && doc.Find(clientsTestID("clients-empty")).Length() != 1 {
+			if tc.rows == 0 && doc.Find(byTestID("clients-empty")).Length() != 1 {
 				t.Error("no empty-list message")
 			}
 		})
 	}
 
 	doc := clientsGet(t, u, ss, "/clients?q=sensor-010", http.StatusOK)
-	if got := doc.Find(clientsTestID("clients-query")).AttrOr("value", ""); got != "sensor-010" {
+	if got := doc.Find(byTestID("clients-query")).AttrOr("value", ""); got != "sensor-010" {
 		t.Errorf("search box holds %q, want the query", got)
 	}
-	row := doc.Find(clientsTestID("client-row"))
+	row := doc.Find(byTestID("client-row"))
 	cells := clientsCells(row)
 	want := []string{"sensor-010", "user10", "10.0.0.10:50000", "MQTT 3.1.1", "CN=boiler-10,O=Plant", "2025-03-01 12:00:00 UTC", "2", "1"}
 	if !slices.Equal(cells, want) {
@@ -112,23 +112,23 @@ func TestClientDetail(t *testing.T) {
 	u, ss := newClientsTestUI(t, b)
 
 	doc := clientsGet(t, u, ss, "/clients", http.StatusOK)
-	link := doc.Find(clientsTestID("client-link")).FilterFunction(func(_ int, s *goquery.Selection) bool { return s.Text() == odd })
+	link := doc.Find(byTestID("client-link")).FilterFunction(func(_ int, s *goquery.Selection) bool { return s.Text() == odd })
 	href := link.AttrOr("href", "")
 	if href != "/clients/plant%2Fline%201%3F%23%25" {
 		t.Fatalf("detail link %q: the id is not one escaped path segment", href)
 	}
 
 	doc = clientsGet(t, u, ss, href, http.StatusOK)
-	if got := clientsText(doc.Find(clientsTestID("client-id"))); got != odd {
+	if got := textOf(doc.Find(byTestID("client-id"))); got != odd {
 		t.Errorf("detail shows client %q, want %q", got, odd)
 	}
-	subs := doc.Find(clientsTestID("client-subscription")).Map(func(_ int, s *goquery.Selection) string {
+	subs := doc.Find(byTestID("client-subscription")).Map(func(_ int, s *goquery.Selection) string {
 		return strings.Join(clientsCells(s), " ")
 	})
 	if !slices.Equal(subs, []string{"cmd/line1 1", "cfg/# 2"}) {
 		t.Errorf("subscriptions %q", subs)
 	}
-	form := doc.Find(clientsTestID("client-kick-form"))
+	form := doc.Find(byTestID("client-kick-form"))
 	if got := form.AttrOr("action", ""); got != href+"/kick" {
 		t.Errorf("kick form posts to %q, want %q", got, href+"/kick")
 	}
@@ -141,15 +141,15 @@ func TestClientDetail(t *testing.T) {
 
 	// An offline session can be looked at but not kicked.
 	doc = clientsGet(t, u, ss, "/clients/kept", http.StatusOK)
-	if doc.Find(clientsTestID("client-kick-form")).Length() != 0 {
+	if doc.Find(byTestID("client-kick-form")).Length() != 0 {
 		t.Error("an offline session offers a kick")
 	}
-	if got := clientsText(doc.Find(clientsTestID("client-state"))); got != "offline, session kept" {
+	if got := textOf(doc.Find(byTestID("client-state"))); got != "offline, session kept" {
 		t.Errorf("offline session state %q", got)
 	}
 
 	doc = clientsGet(t, u, ss, "/clients/ghost", http.StatusNotFound)
-	if doc.Find(clientsTestID("error")).Length() != 1 {
+	if doc.Find(byTestID("error")).Length() != 1 {
 		t.Error("unknown client: no error page")
 	}
 }
@@ -167,10 +167,10 @@ func TestKickClient(t *testing.T) {
 		t.Errorf("kicked %q", b.kicked)
 	}
 	doc := clientsGet(t, u, ss, "/clients", http.StatusOK)
-	if got := clientsText(doc.Find(clientsTestID("flash"))); got != "Disconnected sensor-001." {
+	if got := textOf(doc.Find(byTestID("flash"))); got != "Disconnected sensor-001." {
 		t.Errorf("flash %q", got)
 	}
-	if got := clientsText(doc.Find(clientsTestID("clients-count"))); got != "2 of 2 clients" {
+	if got := textOf(doc.Find(byTestID("clients-count"))); got != "2 of 2 clients" {
 		t.Errorf("after the kick: %q", got)
 	}
 
@@ -178,7 +178,7 @@ func TestKickClient(t *testing.T) {
 	if w.Code != http.StatusNotFound {
 		t.Errorf("kick an unknown client: status %d, want 404", w.Code)
 	}
-	if doc := clientsParse(t, w); doc.Find(clientsTestID("error")).Length() != 1 {
+	if doc := parseHTML(t, w); doc.Find(byTestID("error")).Length() != 1 {
 		t.Error("kick an unknown client: no error page")
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"testing"
 
 	"github.com/PuerkitoBio/goquery"
@@ -54,18 +53,7 @@ func newSettingsTestUI(t *testing.T, file string, listeners ...broker.ListenerSt
 }
 
 func (e *settingsEnv) do(method, target string, form url.Values) *httptest.ResponseRecorder {
-	e.t.Helper()
-	var r *http.Request
-	if form != nil {
-		r = httptest.NewRequest(method, target, strings.NewReader(form.Encode()))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	} else {
-		r = httptest.NewRequest(method, target, nil)
-	}
-	r.AddCookie(&http.Cookie{Name: sessionCookie, Value: e.ss.id})
-	w := httptest.NewRecorder()
-	e.ui.Handler().ServeHTTP(w, r)
-	return w
+	return serveSession(e.ui, e.ss, method, target, form)
 }
 
 // page gets the settings page.
@@ -75,7 +63,7 @@ func (e *settingsEnv) page() *goquery.Document {
 	if w.Code != http.StatusOK {
 		e.t.Fatalf("GET /settings: status %d: %s", w.Code, w.Body)
 	}
-	return settingsParse(e.t, w)
+	return parseHTML(e.t, w)
 }
 
 // post sends a form and wants status want.
@@ -96,14 +84,14 @@ func (e *settingsEnv) saved(target string, form url.Values) string {
 	if loc := w.Header().Get("Location"); loc != "/settings" {
 		e.t.Fatalf("POST %s: redirect to %q, want /settings", target, loc)
 	}
-	return settingsText(e.page().Find(settingsTestID("flash")))
+	return textOf(e.page().Find(byTestID("flash")))
 }
 
 // form is the settings page's form testid with its values as the browser
 // would send them: the enabled controls, checkboxes only when checked.
 func (e *settingsEnv) form(testid string) url.Values {
 	e.t.Helper()
-	sel := e.page().Find(settingsTestID(testid))
+	sel := e.page().Find(byTestID(testid))
 	if sel.Length() != 1 {
 		e.t.Fatalf("no form %q on the settings page", testid)
 	}
@@ -128,16 +116,3 @@ func (e *settingsEnv) form(testid string) url.Values {
 	})
 	return v
 }
-
-func settingsParse(t *testing.T, w *httptest.ResponseRecorder) *goquery.Document {
-	t.Helper()
-	doc, err := goquery.NewDocumentFromReader(w.Body)
-	if err != nil {
-		t.Fatalf("parse page: %v", err)
-	}
-	return doc
-}
-
-func settingsTestID(id string) string { return `[data-testid="` + id + `"]` }
-
-func settingsText(s *goquery.Selection) string { return strings.Join(strings.Fields(s.Text()), " ") }

@@ -23,18 +23,18 @@ func TestSettingsPageShowsSettingsAndLiveListeners(t *testing.T) {
 	)
 	doc := e.page()
 
-	if got := settingsText(doc.Find(settingsTestID("listener-address-tcp"))); got != "127.0.0.1:41883" {
+	if got := textOf(doc.Find(byTestID("listener-address-tcp"))); got != "127.0.0.1:41883" {
 		t.Errorf("tcp address = %q", got)
 	}
-	if got := settingsText(doc.Find(settingsTestID("listener-clients-tcp"))); got != "3 / 10000" {
+	if got := textOf(doc.Find(byTestID("listener-clients-tcp"))); got != "3 / 10000" {
 		t.Errorf("tcp clients = %q", got)
 	}
-	if got := settingsText(doc.Find(settingsTestID("listener-address-ws"))); got != "not running" {
+	if got := textOf(doc.Find(byTestID("listener-address-ws"))); got != "not running" {
 		t.Errorf("ws, which the broker does not run, shows %q", got)
 	}
 
 	for _, name := range []string{"tcp", "tls", "ws", "wss"} {
-		if doc.Find(settingsTestID("listener-form-"+name)).Length() != 1 {
+		if doc.Find(byTestID("listener-form-"+name)).Length() != 1 {
 			t.Errorf("no form for listener %s", name)
 		}
 	}
@@ -59,11 +59,11 @@ func TestSettingsPageShowsSettingsAndLiveListeners(t *testing.T) {
 		}
 	}
 	for _, id := range []string{"listeners-tcp-path", "listeners-tcp-tls-client_auth", "listeners-ws-tls-client_auth"} {
-		if doc.Find(settingsTestID(id)).Length() != 0 {
+		if doc.Find(byTestID(id)).Length() != 0 {
 			t.Errorf("%s is shown for a listener that has no such setting", id)
 		}
 	}
-	if _, checked := doc.Find(settingsTestID("auth-allow_anonymous")).Attr("checked"); checked {
+	if _, checked := doc.Find(byTestID("auth-allow_anonymous")).Attr("checked"); checked {
 		t.Error("allow anonymous is checked; the default is off")
 	}
 	// Every control has its label.
@@ -80,26 +80,26 @@ func TestSettingsLockedFieldsAreDisabledAndNotSent(t *testing.T) {
 	doc := e.page()
 
 	for _, id := range []string{"listeners-tcp-bind", "sys-interval", "auth-chain-0", "auth-chain-3", "listeners-ws-max_clients"} {
-		c := doc.Find(settingsTestID(id))
+		c := doc.Find(byTestID(id))
 		if _, disabled := c.Attr("disabled"); !disabled {
 			t.Errorf("locked %s is not disabled", id)
 		}
-		if note := settingsText(doc.Find(settingsTestID(id + "-locked"))); !strings.Contains(note, "set by the image (/etc/edgegate/edgegate.json)") {
+		if note := textOf(doc.Find(byTestID(id + "-locked"))); !strings.Contains(note, "set by the image (/etc/edgegate/edgegate.json)") {
 			t.Errorf("locked %s note = %q", id, note)
 		}
 	}
 	for _, id := range []string{"listeners-tcp-max_clients", "mqtt-receive_maximum", "auth-allow_anonymous"} {
-		if _, disabled := doc.Find(settingsTestID(id)).Attr("disabled"); disabled {
+		if _, disabled := doc.Find(byTestID(id)).Attr("disabled"); disabled {
 			t.Errorf("%s is disabled but not locked", id)
 		}
-		if doc.Find(settingsTestID(id+"-locked")).Length() != 0 {
+		if doc.Find(byTestID(id+"-locked")).Length() != 0 {
 			t.Errorf("%s has a locked note", id)
 		}
 	}
-	if _, disabled := doc.Find(settingsTestID("listener-form-ws-save")).Attr("disabled"); !disabled {
+	if _, disabled := doc.Find(byTestID("listener-form-ws-save")).Attr("disabled"); !disabled {
 		t.Error("the ws form, all of it locked, can be saved")
 	}
-	if _, disabled := doc.Find(settingsTestID("listener-form-tcp-save")).Attr("disabled"); disabled {
+	if _, disabled := doc.Find(byTestID("listener-form-tcp-save")).Attr("disabled"); disabled {
 		t.Error("the tcp form cannot be saved")
 	}
 
@@ -261,16 +261,16 @@ func TestSettingsInvalidInputShowsTheErrorNextToTheField(t *testing.T) {
 			for k, v := range tt.set {
 				form.Set(k, v)
 			}
-			doc := settingsParse(t, e.post(tt.action, form, http.StatusUnprocessableEntity))
-			if got := settingsText(doc.Find(settingsTestID(tt.field + "-error"))); !strings.Contains(got, tt.want) {
+			doc := parseHTML(t, e.post(tt.action, form, http.StatusUnprocessableEntity))
+			if got := textOf(doc.Find(byTestID(tt.field + "-error"))); !strings.Contains(got, tt.want) {
 				t.Errorf("%s error = %q, want it to say %q", tt.field, got, tt.want)
 			}
-			if v, _ := doc.Find(settingsTestID(tt.field)).Attr("aria-invalid"); v != "true" {
+			if v, _ := doc.Find(byTestID(tt.field)).Attr("aria-invalid"); v != "true" {
 				t.Errorf("%s is not marked invalid", tt.field)
 			}
-			problems := doc.Find(settingsTestID("settings-problems"))
-			if !strings.Contains(settingsText(problems), tt.want) {
-				t.Errorf("summary = %q", settingsText(problems))
+			problems := doc.Find(byTestID("settings-problems"))
+			if !strings.Contains(textOf(problems), tt.want) {
+				t.Errorf("summary = %q", textOf(problems))
 			}
 			if href, _ := problems.Find("a").Attr("href"); href != "#"+tt.field {
 				t.Errorf("summary links to %q, want #%s", href, tt.field)
@@ -290,7 +290,7 @@ func TestSettingsInvalidKeepsWhatWasTyped(t *testing.T) {
 	form := e.form("listener-form-tcp")
 	form.Set("listeners.tcp.max_clients", "-1")
 	form.Set("listeners.tcp.bind", "127.0.0.1:1999")
-	doc := settingsParse(t, e.post("/settings/listeners/tcp", form, http.StatusUnprocessableEntity))
+	doc := parseHTML(t, e.post("/settings/listeners/tcp", form, http.StatusUnprocessableEntity))
 	if got := settingsValue(t, doc, "listeners-tcp-max_clients"); got != "-1" {
 		t.Errorf("max clients shows %q, want what was typed", got)
 	}
@@ -383,7 +383,7 @@ func TestSettingsPatchIsJSONMergePatch(t *testing.T) {
 // selected option.
 func settingsValue(t *testing.T, doc *goquery.Document, id string) string {
 	t.Helper()
-	c := doc.Find(settingsTestID(id))
+	c := doc.Find(byTestID(id))
 	if c.Length() != 1 {
 		t.Fatalf("%d controls %q", c.Length(), id)
 	}

@@ -116,8 +116,5 @@ func systemDoc(t *testing.T, w *httptest.ResponseRecorder, want int) *goquery.Do
 
 // systemFind selects the elements with data-testid id.
 func systemFind(doc *goquery.Document, id string) *goquery.Selection {
-	return doc.Find(`[data-testid="` + id + `"]`)
+	return doc.Find(byTestID(id))
 }
-
-// systemText is the whitespace-normalised text of the selection.
-func systemText(s *goquery.Selection) string { return strings.Join(strings.Fields(s.Text()), " ") }

@@ -32,11 +32,11 @@ func TestSystemPageShowsVersionLogsAndTraces(t *testing.T) {
 	for id, want := range map[string]string{
 		"version-number": "1.2.3", "version-commit": "abc1234", "data-dir": s.layout.Dir,
 	} {
-		if got := systemText(systemFind(doc, id)); got != want {
+		if got := textOf(systemFind(doc, id)); got != want {
 			t.Errorf("%s = %q, want %q", id, got, want)
 		}
 	}
-	if got := systemText(systemFind(doc, "version-go")); !strings.HasPrefix(got, "go") {
+	if got := textOf(systemFind(doc, "version-go")); !strings.HasPrefix(got, "go") {
 		t.Errorf("Go version %q", got)
 	}
 	if live, _ := doc.Find("body").Attr("data-live"); live != "logs" {
@@ -64,8 +64,8 @@ func TestSystemPageShowsVersionLogsAndTraces(t *testing.T) {
 		t.Error("the warning is not shown")
 	}
 	row := systemFind(doc, "trace-row")
-	if row.Length() != 1 || !strings.Contains(systemText(row), "sensor-1") || !strings.Contains(systemText(row), "running") {
-		t.Errorf("trace rows: %q", systemText(row))
+	if row.Length() != 1 || !strings.Contains(textOf(row), "sensor-1") || !strings.Contains(textOf(row), "running") {
+		t.Errorf("trace rows: %q", textOf(row))
 	}
 	if href := row.Find(`[data-testid="trace-download"]`).AttrOr("href", ""); href != "/system/traces/t1.log" {
 		t.Errorf("download link %q", href)
@@ -143,7 +143,7 @@ func TestSystemTraces(t *testing.T) {
 		t.Errorf("trace not stopped: %+v", list[0])
 	}
 	doc := systemDoc(t, s.do(t, "GET", "/system", nil), http.StatusOK)
-	if got := systemText(systemFind(doc, "flash")); got != "Trace stopped." {
+	if got := textOf(systemFind(doc, "flash")); got != "Trace stopped." {
 		t.Errorf("flash %q", got)
 	}
 	if systemFind(doc, "trace-stop").Length() != 0 {
@@ -246,7 +246,7 @@ func TestSystemRestartAndFactoryReset(t *testing.T) {
 	s := newSystemTest(t)
 	w := s.do(t, "POST", "/system/reset", url.Values{"confirm_name": {"other"}, "keep_device_key": {"on"}})
 	doc := systemDoc(t, w, http.StatusUnprocessableEntity)
-	if got := systemText(systemFind(doc, "reset-confirm-error")); !strings.Contains(got, "edgegate") {
+	if got := textOf(systemFind(doc, "reset-confirm-error")); !strings.Contains(got, "edgegate") {
 		t.Errorf("reset error %q", got)
 	}
 	if _, ok := systemFind(doc, "reset-keep").Attr("checked"); !ok {

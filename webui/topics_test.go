@@ -35,8 +35,8 @@ func TestTopicsPageShowsSubscriptionsAndRetained(t *testing.T) {
 	doc := clientsGet(t, u, ss, "/topics", http.StatusOK)
 
 	var subs [][]string
-	doc.Find(clientsTestID("subscription-row")).Each(func(_ int, s *goquery.Selection) {
-		subscribers := s.Find("li").Map(func(_ int, li *goquery.Selection) string { return clientsText(li) })
+	doc.Find(byTestID("subscription-row")).Each(func(_ int, s *goquery.Selection) {
+		subscribers := s.Find("li").Map(func(_ int, li *goquery.Selection) string { return textOf(li) })
 		subs = append(subs, append(clientsCells(s)[:3], strings.Join(subscribers, ", ")))
 	})
 	want := [][]string{
@@ -47,7 +47,7 @@ func TestTopicsPageShowsSubscriptionsAndRetained(t *testing.T) {
 	if !slices.EqualFunc(subs, want, slices.Equal) {
 		t.Errorf("subscription rows %q, want %q", subs, want)
 	}
-	links := doc.Find(clientsTestID("subscription-watch")).Map(func(_ int, s *goquery.Selection) string { return s.AttrOr("href", "") })
+	links := doc.Find(byTestID("subscription-watch")).Map(func(_ int, s *goquery.Selection) string { return s.AttrOr("href", "") })
 	// A shared subscription is watched by its inner filter, outside the group.
 	wantLinks := []string{"/topics?filter=plant%2F%2B%2Ftemp#inspector", "/topics?filter=cmd%2Fb#inspector", "/topics?filter=plant%2F%23#inspector"}
 	if !slices.Equal(links, wantLinks) {
@@ -55,22 +55,22 @@ func TestTopicsPageShowsSubscriptionsAndRetained(t *testing.T) {
 	}
 
 	payloads := map[string]*goquery.Selection{}
-	doc.Find(clientsTestID("retained-row")).Each(func(_ int, s *goquery.Selection) {
-		payloads[clientsText(s.Find(clientsTestID("retained-topic")))] = s.Find(clientsTestID("retained-payload"))
+	doc.Find(byTestID("retained-row")).Each(func(_ int, s *goquery.Selection) {
+		payloads[textOf(s.Find(byTestID("retained-topic")))] = s.Find(byTestID("retained-payload"))
 	})
 	if len(payloads) != 3 {
 		t.Fatalf("retained rows for %v, want bin, json, text", payloads)
 	}
-	if got := clientsText(payloads["text"]); got != "on" {
+	if got := textOf(payloads["text"]); got != "on" {
 		t.Errorf("text payload shows %q", got)
 	}
-	if got := clientsText(payloads["bin"]); got != "hex ff0010" {
+	if got := textOf(payloads["bin"]); got != "hex ff0010" {
 		t.Errorf("binary payload shows %q", got)
 	}
 	if got := payloads["json"].Find("pre").Text(); got != "{\n  \"celsius\": 21.5\n}" {
 		t.Errorf("JSON payload's full view %q, want it indented", got)
 	}
-	form := doc.Find(clientsTestID("retained-delete-form")).First()
+	form := doc.Find(byTestID("retained-delete-form")).First()
 	if form.AttrOr("action", "") != "/topics/retained/delete" || form.AttrOr("method", "") != "post" ||
 		form.Find(`input[name="topic"]`).AttrOr("value", "") != "bin" || form.AttrOr("data-confirm", "") == "" {
 		h, _ := goquery.OuterHtml(form)
@@ -89,14 +89,14 @@ func TestTopicsTablesAreBounded(t *testing.T) {
 	u, ss := newClientsTestUI(t, b)
 	doc := clientsGet(t, u, ss, "/topics", http.StatusOK)
 	for _, id := range []string{"subscription-row", "retained-row"} {
-		if n := doc.Find(clientsTestID(id)).Length(); n != topicsMaxRows {
+		if n := doc.Find(byTestID(id)).Length(); n != topicsMaxRows {
 			t.Errorf("%d %s, want %d", n, id, topicsMaxRows)
 		}
 	}
-	if got := clientsText(doc.Find(clientsTestID("subscriptions-more"))); !strings.Contains(got, "200 of 5000") {
+	if got := textOf(doc.Find(byTestID("subscriptions-more"))); !strings.Contains(got, "200 of 5000") {
 		t.Errorf("subscriptions note %q", got)
 	}
-	if got := clientsText(doc.Find(clientsTestID("retained-more"))); !strings.Contains(got, "200 of 5000") {
+	if got := textOf(doc.Find(byTestID("retained-more"))); !strings.Contains(got, "200 of 5000") {
 		t.Errorf("retained note %q", got)
 	}
 }
@@ -117,7 +117,7 @@ func TestTopicsInspectorMarkup(t *testing.T) {
 		t.Errorf("filter box holds %q", got)
 	}
 	buttons := form.Find(`button[type="submit"]`).Map(func(_ int, s *goquery.Selection) string {
-		return s.AttrOr("value", "") + ":" + clientsText(s)
+		return s.AttrOr("value", "") + ":" + textOf(s)
 	})
 	if !slices.Equal(buttons, []string{"watch:Watch", "stop:Stop"}) {
 		t.Errorf("inspector buttons %q", buttons)
@@ -152,10 +152,10 @@ func TestDeleteRetained(t *testing.T) {
 		t.Error("the retained message is still there")
 	}
 	doc := clientsGet(t, u, ss, "/topics", http.StatusOK)
-	if got := clientsText(doc.Find(clientsTestID("flash"))); got != "Deleted the retained message on plant/line1/state." {
+	if got := textOf(doc.Find(byTestID("flash"))); got != "Deleted the retained message on plant/line1/state." {
 		t.Errorf("flash %q", got)
 	}
-	if doc.Find(clientsTestID("retained-row")).Length() != 0 {
+	if doc.Find(byTestID("retained-row")).Length() != 0 {
 		t.Error("the deleted message is still listed")
 	}
 
@@ -164,7 +164,7 @@ func TestDeleteRetained(t *testing.T) {
 		if w.Code != want {
 			t.Errorf("delete %q: status %d, want %d", topic, w.Code, want)
 		}
-		if clientsParse(t, w).Find(clientsTestID("error")).Length() != 1 {
+		if parseHTML(t, w).Find(byTestID("error")).Length() != 1 {
 			t.Errorf("delete %q: no error page", topic)
 		}
 	}
@@ -185,7 +185,7 @@ func TestPublishTestMessage(t *testing.T) {
 		t.Errorf("published %+v, want %+v", b.published, want)
 	}
 	doc := clientsGet(t, u, ss, "/topics", http.StatusOK)
-	if got := clientsText(doc.Find(clientsTestID("flash"))); got != "Published to plant/line1/cmd." {
+	if got := textOf(doc.Find(byTestID("flash"))); got != "Published to plant/line1/cmd." {
 		t.Errorf("flash %q", got)
 	}
 
@@ -205,18 +205,18 @@ func TestPublishTestMessage(t *testing.T) {
 			if w.Code != http.StatusUnprocessableEntity {
 				t.Fatalf("status %d, want 422", w.Code)
 			}
-			doc := clientsParse(t, w)
-			if got := clientsText(doc.Find(clientsTestID(tc.field + "-error"))); !strings.Contains(got, tc.say) {
+			doc := parseHTML(t, w)
+			if got := textOf(doc.Find(byTestID(tc.field + "-error"))); !strings.Contains(got, tc.say) {
 				t.Errorf("%s error %q, want it to say %q", tc.field, got, tc.say)
 			}
 			if got := doc.Find("#"+tc.field).AttrOr("aria-invalid", ""); got != "true" {
 				t.Errorf("%s not marked invalid", tc.field)
 			}
 			// What was typed is kept.
-			if got := doc.Find(clientsTestID("publish-payload")).Text(); got != tc.form.Get("payload") {
+			if got := doc.Find(byTestID("publish-payload")).Text(); got != tc.form.Get("payload") {
 				t.Errorf("payload box holds %d bytes, want what was sent", len(got))
 			}
-			if got := doc.Find(clientsTestID("publish-topic")).AttrOr("value", ""); got != tc.form.Get("topic") {
+			if got := doc.Find(byTestID("publish-topic")).AttrOr("value", ""); got != tc.form.Get("topic") {
 				t.Errorf("topic box holds %q", got)
 			}
 			if tc.field != "publish-qos" {
