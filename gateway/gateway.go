@@ -31,6 +31,7 @@ import (
 	"github.com/edgegate/edgegate/certs/ca"
 	"github.com/edgegate/edgegate/certs/keyseal"
 	"github.com/edgegate/edgegate/certs/tlsconf"
+	"github.com/edgegate/edgegate/certs/trustsync"
 	"github.com/edgegate/edgegate/gateway/admin"
 	"github.com/edgegate/edgegate/gateway/api"
 	"github.com/edgegate/edgegate/gateway/auth"
@@ -79,7 +80,9 @@ type Gateway struct {
 	settings *Settings
 	ca       *ca.Authority
 	tls      *tlsconf.Manager
+	pools    *clientCAPools
 	certs    *certs.Manager
+	trust    *trustsync.Service
 	auth     *auth.Hook
 	users    *auth.Users
 	admin    *admin.Credentials
@@ -115,18 +118,26 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.tls = tlsconf.NewManager()
+	g.pools = newClientCAPools(g.tls)
 	if g.certs, err = certs.Open(certs.Options{
-		DB: st.DB(), Sealer: sealer, CA: g.ca, TLS: g.tls,
+		DB: st.DB(), Sealer: sealer, CA: g.ca, TLS: g.pools,
 		ServerNames: serverNames(), ServerValidity: ca.ServerValidity, ClientCAPool: config.ClientCALocal,
 		OnTrustBundleChange: g.writeTrustBundle, Logger: o.Logger.With("component", "certs"),
 	}); err != nil {
 		return nil, fmt.Errorf("certificates: %w", err)
 	}
-	g.tls.SetClientCheck(g.certs.CheckClient)
 	g.tls.SetChallengeResponder(g.certs.ACMEChallengeCertificate)
 	if err := g.setACME(cfg.ACME); err != nil {
 		return nil, err
 	}
+	deviceID := sealer.DeviceID()
+	if err := g.ensureDeviceCertificate(deviceID); err != nil {
+		return nil, err
+	}
+	if err := g.openTrust(st, cfg.Trust, deviceID); err != nil {
+		return nil, err
+	}
+	g.tls.SetClientCheck(g.checkClient)
 	if g.users, err = auth.NewUsers(st.DB()); err != nil {
 		return nil, fmt.Errorf("mqtt users: %w", err)
 	}
@@ -155,6 +166,7 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 	g.api = api.New(api.Options{
 		Admin: g.admin, Limiter: limiter, Users: g.users, Broker: g.broker, Settings: settings, Stats: g.broker,
 		Traces: g.broker.Tracer(), Certificates: g.certs, Authority: g.ca, ACMEChallenges: g.certs.ACMEHTTPHandler(), DeploymentID: cfg.Node, MaxBodyBytes: cfg.API.MaxBodyBytes, Logger: o.Logger.With("component", "api"),
+		Trust: g.trust, Provision: api.ProvisionOptions{DeviceID: deviceID},
 	})
 	if cfg.API.HTTPSBind != "" {
 		g.ui = webui.New(webui.Options{
@@ -162,7 +174,7 @@ func New(st *store.Store, settings *Settings, o Options) (*Gateway, error) {
 			Certificates: g.certs, Authority: g.ca, Version: o.Version, Logger: o.Logger.With("component", "webui"),
 			Commit: o.Commit, DataDir: o.DataDir, Logs: tail, Traces: g.broker.Tracer(),
 			Backups: backup.NewManager(st.DB(), dataLayout(o.DataDir)), Restart: g.requestRestart,
-			SettingsFile: settings.fileName,
+			SettingsFile: settings.fileName, Trust: g.trust,
 		})
 	}
 	return g, nil
@@ -287,6 +299,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		g.trust.Run(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
 		g.disconnectRefusedClients(ctx)
 	}()
 
@@ -404,6 +421,9 @@ func (g *Gateway) applySettings(old, next config.Config) error {
 			errs = append(errs, err)
 		}
 	}
+	if err := g.configureTrust(old.Trust, next.Trust); err != nil {
+		errs = append(errs, err)
+	}
 	if !reflect.DeepEqual(old.Listeners, next.Listeners) {
 		g.auth.SetListeners(next.Listeners)
 		if err := g.broker.ApplyListeners(next.Listeners, listenerTLS{g}); err != nil {
@@ -515,7 +535,7 @@ func (g *Gateway) disconnectRefusedClients(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			g.broker.DisconnectRefused(g.certs.CheckClient)
+			g.broker.DisconnectRefused(g.checkClient)
 		}
 	}
 }

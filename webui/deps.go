@@ -8,6 +8,9 @@ import (
 
 	"github.com/edgegate/edgegate/certs"
 	"github.com/edgegate/edgegate/certs/ca"
+	"github.com/edgegate/edgegate/certs/trust"
+	"github.com/edgegate/edgegate/certs/trustsync"
+	"github.com/edgegate/edgegate/certs/vault"
 	"github.com/edgegate/edgegate/gateway/admin"
 	"github.com/edgegate/edgegate/gateway/auth"
 	"github.com/edgegate/edgegate/gateway/broker"
@@ -104,4 +107,25 @@ type Backups interface {
 	// (wrapped) for a backup it refuses.
 	Stage(r io.Reader, passphrase string) error
 	StageReset(keepDeviceKey bool) error
+}
+
+// Trust is the trust and issuer lists with their vault sync
+// (*trustsync.Service).
+type Trust interface {
+	Applied() (trust.Version, error)
+	Staged() (trust.Version, bool, error)
+	Versions() ([]trust.Version, error)
+	Version(n uint64) (trust.Version, error)
+	Entry(list trust.ListName, id string) (trust.Entry, error)
+	StageUpload(list trust.ListName, name string, data []byte, by string) (trust.Version, error)
+	StageDelete(list trust.ListName, id, by string) (trust.Version, error)
+	Apply(ctx context.Context, number uint64, o trust.ApplyOptions) (trust.Version, error)
+	Rollback(ctx context.Context, o trust.ApplyOptions) (trust.Version, error)
+	Discard() error
+
+	Status() trustsync.Status
+	SyncNow(ctx context.Context) (vault.SyncResult, error)
+	VaultSecrets(ctx context.Context) ([]vault.Ref, error)
+	AddFromVault(ctx context.Context, list trust.ListName, name, by string) (trust.Version, error)
+	Fleet(ctx context.Context) ([]vault.DeviceStatus, error)
 }

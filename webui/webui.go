@@ -39,6 +39,9 @@ type Options struct {
 	Settings     Settings
 	Certificates Certificates
 	Authority    Authority
+	// Trust is the trust and issuer lists with their vault sync; nil
+	// shows what the live pools hold without them.
+	Trust Trust
 	// SettingsFile names the image's settings file, whose settings the
 	// settings page shows as locked.
 	SettingsFile string

@@ -14,7 +14,10 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -38,7 +41,8 @@ var ErrNotSealed = errors.New("keyseal: value is not sealed")
 // Sealer seals and opens values with one device key. It is safe for
 // concurrent use.
 type Sealer struct {
-	aead cipher.AEAD
+	aead     cipher.AEAD
+	deviceID string
 }
 
 // New returns a Sealer for key, which must be [KeySize] bytes.
@@ -54,8 +58,18 @@ func New(key []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyseal: %w", err)
 	}
-	return &Sealer{aead: aead}, nil
+	// The id is a MAC of a fixed string under the key: stable for the key,
+	// unique per device, and revealing nothing about the key.
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("edgegate device id"))
+	return &Sealer{aead: aead, deviceID: hex.EncodeToString(mac.Sum(nil)[:6])}, nil
 }
+
+// DeviceID is the gateway's device id, 12 lowercase hex digits derived from
+// the device key: it stays as long as the key does (a factory reset that
+// keeps the key keeps it) and differs between gateways, including two data
+// directories on one host.
+func (s *Sealer) DeviceID() string { return s.deviceID }
 
 // LoadOrCreate reads the device key from path, creating the file with a new
 // random key (mode 0600, written and synced before it is used) when it does

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"testing"
 )
@@ -101,5 +102,20 @@ func TestLoadOrCreate(t *testing.T) {
 	}
 	if _, err := LoadOrCreate(path, true); err == nil {
 		t.Error("a key file of the wrong size was accepted")
+	}
+}
+
+func TestDeviceIDStableAndPerKey(t *testing.T) {
+	a1, err := New(bytes.Repeat([]byte{1}, KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, _ := New(bytes.Repeat([]byte{1}, KeySize))
+	b, _ := New(bytes.Repeat([]byte{2}, KeySize))
+	if a1.DeviceID() != a2.DeviceID() || a1.DeviceID() == b.DeviceID() {
+		t.Fatalf("device ids %q %q %q: want equal for one key, different for two", a1.DeviceID(), a2.DeviceID(), b.DeviceID())
+	}
+	if !regexp.MustCompile(`^[0-9a-f]{12}$`).MatchString(a1.DeviceID()) {
+		t.Fatalf("device id %q is not 12 hex digits", a1.DeviceID())
 	}
 }

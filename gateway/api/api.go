@@ -55,6 +55,8 @@ type Options struct {
 	// DeploymentID is this gateway's id in the deployment TLS API
 	// (/api/deployments/{id}/tls); "" turns that API off.
 	DeploymentID string
+	// Trust is the trust and issuer lists with their vault sync.
+	Trust Trust
 	// Provision configures POST /api/v1/provision.
 	Provision ProvisionOptions
 
@@ -361,6 +363,7 @@ func (a *API) routes() {
 	a.scoped(admin.ScopeBroker, "DELETE /api/v1/traces/{kind}/{target...}", a.stopTrace)
 
 	a.certificateRoutes()
+	a.trustRoutes()
 	a.deploymentRoutes()
 	a.authorityRoutes()
 }

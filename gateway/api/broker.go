@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/edgegate/edgegate/certs/trust"
 	"github.com/edgegate/edgegate/gateway/acl"
 	"github.com/edgegate/edgegate/gateway/broker"
 	"github.com/edgegate/edgegate/gateway/broker/sys"
@@ -318,8 +319,27 @@ func (a *API) getStats(w http.ResponseWriter, r *http.Request) error {
 	if a.o.Stats == nil {
 		return unavailable("statistics")
 	}
-	writeJSON(w, http.StatusOK, a.o.Stats.Stats())
+	writeJSON(w, http.StatusOK, a.stats())
 	return nil
+}
+
+// stats is the broker's statistics with the trust lists' state added.
+func (a *API) stats() sys.Stats {
+	s := a.o.Stats.Stats()
+	if a.o.Trust == nil {
+		return s
+	}
+	t := &sys.TrustStats{Entries: map[string]int{}}
+	if applied, err := a.o.Trust.Applied(); err == nil {
+		t.AppliedVersion = applied.Number
+		for _, l := range []trust.ListName{trust.TrustList, trust.IssuerList} {
+			t.Entries[string(l)] = len(applied.List(l))
+		}
+	}
+	st := a.o.Trust.Status()
+	t.SyncEnabled, t.LastSuccess, t.Syncs, t.SyncErrors = st.Enabled, st.LastSuccess, st.Syncs, st.Errors
+	s.Trust = t
+	return s
 }
 
 // metrics serves Prometheus text. It needs no credentials (scrapers rarely
@@ -329,7 +349,7 @@ func (a *API) metrics(w http.ResponseWriter, r *http.Request) error {
 		return unavailable("statistics")
 	}
 	var b strings.Builder
-	if err := sys.WritePrometheus(&b, a.o.Stats.Stats()); err != nil {
+	if err := sys.WritePrometheus(&b, a.stats()); err != nil {
 		return fmt.Errorf("write metrics: %w", err)
 	}
 	w.Header().Set("Content-Type", sys.PrometheusContentType)

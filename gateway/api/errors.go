@@ -24,6 +24,16 @@ type Error struct {
 	Fields []FieldProblem `json:"fields,omitempty"`
 	// Paths lists the locked settings of a "locked_setting" answer.
 	Paths []string `json:"paths,omitempty"`
+	// Confirmation says what a "confirmation_required" answer asks the
+	// caller to accept.
+	Confirmation *Confirmation `json:"confirmation,omitempty"`
+}
+
+// Confirmation is what applying a trust version would cost: the connected
+// clients whose CA it removes, and those CAs.
+type Confirmation struct {
+	Sessions int      `json:"sessions"`
+	CAs      []string `json:"cas"`
 }
 
 // FieldProblem is one invalid setting.

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"iter"
 	"sort"
 	"time"
 
@@ -76,22 +77,7 @@ func (b *Broker) Kick(id string) error {
 // returns how many. A client without a certificate is left alone.
 func (b *Broker) DisconnectRefused(check func(chain []*x509.Certificate) error) int {
 	n := 0
-	for _, cl := range b.server.Clients.GetAll() {
-		if cl.Net.Inline || cl.Closed() {
-			continue
-		}
-		st, ok := cl.Net.Conn.(interface{ ConnectionState() tls.ConnectionState })
-		if !ok {
-			continue
-		}
-		cs := st.ConnectionState()
-		chain := cs.PeerCertificates
-		if len(cs.VerifiedChains) > 0 {
-			chain = cs.VerifiedChains[0]
-		}
-		if len(chain) == 0 {
-			continue
-		}
+	for cl, chain := range b.clientChains() {
 		err := check(chain)
 		if err == nil {
 			continue
@@ -104,6 +90,42 @@ func (b *Broker) DisconnectRefused(check func(chain []*x509.Certificate) error) 
 		n++
 	}
 	return n
+}
+
+// CountClientChains returns how many connected clients have a TLS client
+// certificate chain that match accepts.
+func (b *Broker) CountClientChains(match func(chain []*x509.Certificate) bool) int {
+	n := 0
+	for _, chain := range b.clientChains() {
+		if match(chain) {
+			n++
+		}
+	}
+	return n
+}
+
+// clientChains yields each connected client with a TLS client certificate
+// and its chain: the verified one (leaf first), else what the client sent.
+func (b *Broker) clientChains() iter.Seq2[*mqtt.Client, []*x509.Certificate] {
+	return func(yield func(*mqtt.Client, []*x509.Certificate) bool) {
+		for _, cl := range b.server.Clients.GetAll() {
+			if cl.Net.Inline || cl.Closed() {
+				continue
+			}
+			st, ok := cl.Net.Conn.(interface{ ConnectionState() tls.ConnectionState })
+			if !ok {
+				continue
+			}
+			cs := st.ConnectionState()
+			chain := cs.PeerCertificates
+			if len(cs.VerifiedChains) > 0 {
+				chain = cs.VerifiedChains[0]
+			}
+			if len(chain) > 0 && !yield(cl, chain) {
+				return
+			}
+		}
+	}
 }
 
 // Subscriptions lists the subscriptions of one client, or of every client

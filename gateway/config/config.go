@@ -28,6 +28,7 @@ type Config struct {
 	Memory    Memory              `json:"memory"`
 	Log       Log                 `json:"log"`
 	ACME      ACME                `json:"acme"`
+	Trust     Trust               `json:"trust"`
 }
 
 // Listener types.
@@ -308,6 +309,62 @@ type ACME struct {
 	DNSProvider        string `json:"dns_provider,omitempty"`
 	DNSCredentialsFile string `json:"dns_credentials_file,omitempty"`
 }
+
+// Trust configures the trust list and issuer list (certs/trust) and their
+// sync from a vault.
+type Trust struct {
+	// AutoApply applies a synced version at once when every entry passes
+	// validation and no connected client would lose its CA; otherwise the
+	// version waits, staged, for an operator.
+	AutoApply bool `json:"auto_apply"`
+	// History is how many applied versions are kept for rollback.
+	History int   `json:"history"`
+	Vault   Vault `json:"vault"`
+}
+
+// Vault auth methods.
+const (
+	VaultAuthCert    = "cert"    // TLS certificate auth with the device certificate
+	VaultAuthToken   = "token"   // a token from the credentials file
+	VaultAuthAppRole = "approle" // role id and secret id from the credentials file
+)
+
+// Vault is where the trust and issuer lists are synced from: a HashiCorp
+// Vault or OpenBao KV v2 mount holding one secret per certificate under
+// <prefix>/trust/ and <prefix>/issuer/.
+type Vault struct {
+	// Address is the vault's https URL; empty turns sync off.
+	Address   string `json:"address"`
+	Namespace string `json:"namespace,omitempty"`
+	// Mount is the KV v2 secrets engine's mount, Prefix the path under it.
+	Mount  string `json:"mount"`
+	Prefix string `json:"prefix"`
+	// Field is the secret field holding the PEM.
+	Field string `json:"field"`
+	// AuthMethod is cert (the device certificate; no shared secret),
+	// token or approle. AuthMount is the auth method's mount when not the
+	// default one, CertRole the cert auth role to log in as.
+	AuthMethod string `json:"auth_method"`
+	AuthMount  string `json:"auth_mount,omitempty"`
+	CertRole   string `json:"cert_role,omitempty"`
+	// CredentialsFile holds the token (VAULT_TOKEN=…) or the AppRole
+	// (VAULT_ROLE_ID=…, VAULT_SECRET_ID=…) as KEY=VALUE lines: an
+	// owner-only file rather than settings, which the API shows.
+	CredentialsFile string `json:"credentials_file,omitempty"`
+	// CAFile is a PEM file of roots for the vault's HTTPS; the trust list
+	// and the system roots are trusted too.
+	CAFile string `json:"ca_file,omitempty"`
+	// PollInterval is the time between syncs (with jitter).
+	PollInterval Duration `json:"poll_interval"`
+	// Publish writes uploaded certificates to the vault on apply, so the
+	// rest of the fleet receives them; ReportStatus writes this gateway's
+	// applied version to <prefix>/status/<device id> after each sync.
+	Publish      bool `json:"publish"`
+	ReportStatus bool `json:"report_status"`
+}
+
+// Enabled reports whether vault sync is configured.
+func (v Vault) Enabled() bool { return v.Address != "" }
 
 // Enabled reports whether ACME is configured.
 func (a ACME) Enabled() bool { return a.DirectoryURL != "" }

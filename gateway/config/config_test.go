@@ -225,6 +225,45 @@ func TestValidateACME(t *testing.T) {
 	}
 }
 
+func TestValidateTrust(t *testing.T) {
+	vault := func(edit func(v *Vault)) Trust {
+		tr := Defaults().Trust
+		tr.Vault.Address = "https://vault.example:8200"
+		edit(&tr.Vault)
+		return tr
+	}
+	for _, tc := range []struct {
+		name  string
+		trust Trust
+		want  string // "" = valid; else the field path in the error
+	}{
+		{"off", Defaults().Trust, ""},
+		{"cert auth", vault(func(*Vault) {}), ""},
+		{"nested prefix", vault(func(v *Vault) { v.Prefix = "fleet/site-1/edgegate" }), ""},
+		{"approle with credentials", vault(func(v *Vault) { v.AuthMethod = VaultAuthAppRole; v.CredentialsFile = "/etc/edgegate/vault.env" }), ""},
+		{"no history", func() Trust { tr := Defaults().Trust; tr.History = 0; return tr }(), "trust.history"},
+		{"plain http", vault(func(v *Vault) { v.Address = "http://vault.example:8200" }), "trust.vault.address"},
+		{"address with path", vault(func(v *Vault) { v.Address = "https://vault.example/v1" }), "trust.vault.address"},
+		{"dot-dot prefix", vault(func(v *Vault) { v.Prefix = "edgegate/../sys" }), "trust.vault.prefix"},
+		{"empty mount", vault(func(v *Vault) { v.Mount = "" }), "trust.vault.mount"},
+		{"bad auth mount", vault(func(v *Vault) { v.AuthMount = "/cert" }), "trust.vault.auth_mount"},
+		{"no field", vault(func(v *Vault) { v.Field = "" }), "trust.vault.field"},
+		{"unknown auth", vault(func(v *Vault) { v.AuthMethod = "ldap" }), "trust.vault.auth_method"},
+		{"token without credentials", vault(func(v *Vault) { v.AuthMethod = VaultAuthToken }), "trust.vault.credentials_file"},
+		{"poll too often", vault(func(v *Vault) { v.PollInterval = Duration(time.Second) }), "trust.vault.poll_interval"},
+	} {
+		c := Defaults()
+		c.Trust = tc.trust
+		err := c.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want+":")):
+			t.Errorf("%s: error %v, want one about %s", tc.name, err, tc.want)
+		}
+	}
+}
+
 func TestRestartOnly(t *testing.T) {
 	old := Defaults()
 	next := Defaults()

@@ -51,5 +51,12 @@ func Defaults() Config {
 		Trace: Trace{MaxBytes: 10 << 20},
 		Log:   Log{Level: "info", Format: "text"},
 		ACME:  ACME{Challenges: []string{ChallengeHTTP01, ChallengeTLSALPN01}},
+		Trust: Trust{
+			History: 20,
+			Vault: Vault{
+				Mount: "secret", Prefix: "edgegate", Field: "certificate", AuthMethod: VaultAuthCert,
+				PollInterval: Duration(5 * time.Minute), Publish: true, ReportStatus: true,
+			},
+		},
 	}
 }

@@ -90,6 +90,7 @@ func (c Config) Validate() error {
 		v.add("log.format", "must be text or json")
 	}
 	v.acme(c.ACME)
+	v.trust(c.Trust)
 	return errors.Join(v.errs...)
 }
 
@@ -315,4 +316,43 @@ func (v *validator) acme(a ACME) {
 	default:
 		v.add("acme.key_type", "must be ec-p256, ec-p384, rsa-2048 or rsa-4096")
 	}
+}
+
+// vaultPath is a KV v2 mount or prefix: path segments that do not start
+// with a dot (so no "." or "..").
+var vaultPath = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$`)
+
+func (v *validator) trust(t Trust) {
+	if t.History < 1 || t.History > 1000 {
+		v.add("trust.history", "must be between 1 and 1000")
+	}
+	vt := t.Vault
+	if !vt.Enabled() {
+		return
+	}
+	if u, err := url.Parse(vt.Address); err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		v.add("trust.vault.address", "must be an https URL without a path, e.g. https://vault.example:8200")
+	}
+	if !vaultPath.MatchString(vt.Mount) {
+		v.add("trust.vault.mount", "must be a vault path such as secret")
+	}
+	if !vaultPath.MatchString(vt.Prefix) {
+		v.add("trust.vault.prefix", "must be a vault path such as edgegate or fleet/edgegate")
+	}
+	if vt.AuthMount != "" && !vaultPath.MatchString(vt.AuthMount) {
+		v.add("trust.vault.auth_mount", "must be a vault path such as cert")
+	}
+	if vt.Field == "" {
+		v.add("trust.vault.field", "must name the secret field holding the PEM")
+	}
+	switch vt.AuthMethod {
+	case VaultAuthCert:
+	case VaultAuthToken, VaultAuthAppRole:
+		if vt.CredentialsFile == "" {
+			v.add("trust.vault.credentials_file", "must name the file holding the %s credentials", vt.AuthMethod)
+		}
+	default:
+		v.add("trust.vault.auth_method", "must be %s, %s or %s", VaultAuthCert, VaultAuthToken, VaultAuthAppRole)
+	}
+	v.atLeast("trust.vault.poll_interval", vt.PollInterval, 10*time.Second)
 }

@@ -2,6 +2,8 @@ package sys
 
 import (
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +31,9 @@ const PrometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
 //	edgegate_certificate_expiry_seconds{id,usage}, edgegate_certificate_disconnects_total
 //	edgegate_alarms_active, edgegate_alarm_active{id} 1
 //	edgegate_go_heap_bytes, edgegate_go_goroutines
+//	edgegate_trust_applied_version, edgegate_trust_entries{list},
+//	edgegate_trust_last_sync_timestamp_seconds, edgegate_trust_syncs_total,
+//	edgegate_trust_sync_errors_total (when s.Trust is set)
 func WritePrometheus(w io.Writer, s Stats) error {
 	var p promWriter
 	p.family("edgegate_info", "gauge", "Node name and edgegate version.")
@@ -94,6 +99,23 @@ func WritePrometheus(w io.Writer, s Stats) error {
 
 	p.single("edgegate_go_heap_bytes", "gauge", "Bytes of live and not yet swept Go heap objects.", u64(s.Runtime.HeapBytes))
 	p.single("edgegate_go_goroutines", "gauge", "Live goroutines.", strconv.Itoa(s.Runtime.Goroutines))
+
+	if t := s.Trust; t != nil {
+		p.single("edgegate_trust_applied_version", "gauge", "The trust lists' applied version (0: none applied).", u64(t.AppliedVersion))
+		p.family("edgegate_trust_entries", "gauge", "Certificates in an applied list.")
+		for _, l := range slices.Sorted(maps.Keys(t.Entries)) {
+			p.sample("edgegate_trust_entries", labels("list", l), strconv.Itoa(t.Entries[l]))
+		}
+		if t.SyncEnabled {
+			last := "0"
+			if !t.LastSuccess.IsZero() {
+				last = i64(t.LastSuccess.Unix())
+			}
+			p.single("edgegate_trust_last_sync_timestamp_seconds", "gauge", "Unix time of the last successful vault sync (0: none yet).", last)
+			p.single("edgegate_trust_syncs_total", "counter", "Vault sync attempts.", u64(t.Syncs))
+			p.single("edgegate_trust_sync_errors_total", "counter", "Vault sync attempts that failed.", u64(t.SyncErrors))
+		}
+	}
 
 	_, err := io.WriteString(w, p.b.String())
 	return err

@@ -35,6 +35,20 @@ type Stats struct {
 	// certificate was revoked or expired while they were connected.
 	CertificateDisconnects uint64       `json:"certificate_disconnects"`
 	Runtime                RuntimeStats `json:"runtime"`
+	// Trust is the trust lists' state; the broker leaves it nil, the API
+	// fills it in.
+	Trust *TrustStats `json:"trust,omitempty"`
+}
+
+// TrustStats are the trust and issuer lists and their vault sync.
+type TrustStats struct {
+	AppliedVersion uint64         `json:"applied_version"`
+	Entries        map[string]int `json:"entries"` // by list
+	SyncEnabled    bool           `json:"sync_enabled"`
+	// LastSuccess is the last successful vault sync (zero: none).
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	Syncs       uint64    `json:"syncs"`
+	SyncErrors  uint64    `json:"sync_errors"`
 }
 
 // CertificateExpiry is a certificate the gateway uses, or one whose
