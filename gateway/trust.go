@@ -159,13 +159,7 @@ func (g *Gateway) deviceCertificate() (*tls.Certificate, error) {
 // once, and prepares the vault sync that Run starts.
 func (g *Gateway) openTrust(st *store.Store, cfg config.Trust, deviceID string) error {
 	log := g.log.With("component", "trust")
-	syncCfg, err := g.trustSyncConfig(cfg)
-	if err != nil {
-		// Settings are validated; a missing credentials or CA file is not
-		// a reason to stop serving: the sync stays off and says why.
-		log.Error("vault sync off", "error", err)
-	}
-	g.trust = trustsync.New(deviceID, syncCfg, log)
+	g.trust = trustsync.New(deviceID, log)
 	ts, err := trust.Open(trust.Options{
 		DB: st.DB(), History: cfg.History, Logger: log,
 		OnApply: g.pools.SetTrust, SessionsUsing: g.sessionsUsing, Publisher: g.trust,
@@ -174,6 +168,11 @@ func (g *Gateway) openTrust(st *store.Store, cfg config.Trust, deviceID string) 
 		return fmt.Errorf("trust lists: %w", err)
 	}
 	g.trust.SetStore(ts)
+	// Settings are validated; a missing credentials or CA file is not a
+	// reason to stop serving: the sync stays off and says why.
+	if err := g.configureTrust(config.Trust{}, cfg); err != nil {
+		log.Error("vault sync off", "error", err)
+	}
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgegate/edgegate/certs/trust"
@@ -47,20 +48,34 @@ type Service struct {
 	deviceID string
 	log      *slog.Logger
 
+	// current is what the sync runs with. It is read without locks: a
+	// sync attempt reads it (to report, to auto-apply) while Configure,
+	// holding mu, waits for that attempt to end.
+	current atomic.Pointer[running]
+
+	// mu serialises Run and Configure, which start and stop the periodic
+	// sync.
 	mu      sync.Mutex
-	cfg     Config
 	runCtx  context.Context // set while Run runs
-	client  *vault.Client   // nil while sync is off
-	syncer  *vault.Syncer
 	stopRun context.CancelFunc
 	done    chan struct{}
 }
 
-// New returns a service for the store, which is opened by the caller with
-// the service as its trust.Publisher (see [Service.Publish]); Run starts
-// the sync.
-func New(deviceID string, cfg Config, logger *slog.Logger) *Service {
-	return &Service{deviceID: deviceID, cfg: cfg, log: logger}
+// running is a configuration with its vault client and syncer (nil while
+// sync is off).
+type running struct {
+	cfg    Config
+	client *vault.Client
+	syncer *vault.Syncer
+}
+
+// New returns a service with sync off. The caller opens the store with
+// the service as its trust.Publisher (see [Service.Publish]) and hands it
+// over with SetStore; Configure sets the vault, Run runs the sync.
+func New(deviceID string, logger *slog.Logger) *Service {
+	s := &Service{deviceID: deviceID, log: logger}
+	s.current.Store(&running{})
+	return s
 }
 
 // SetStore sets the trust store; it must be called once, before Run.
@@ -78,15 +93,14 @@ type Status struct {
 
 // Status returns the sync's state.
 func (s *Service) Status() Status {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	st := Status{DeviceID: s.deviceID}
-	if s.syncer == nil {
+	r := s.current.Load()
+	if r.syncer == nil {
 		return st
 	}
-	v := s.cfg.Vault
+	v := r.cfg.Vault
 	st.Enabled, st.Address, st.Path, st.Method = true, v.Address, v.Mount+"/"+v.Prefix, string(v.Auth.Method)
-	st.SyncStatus = s.syncer.Status()
+	st.SyncStatus = r.syncer.Status()
 	return st
 }
 
@@ -140,34 +154,29 @@ func (s *Service) Fleet(ctx context.Context) ([]vault.DeviceStatus, error) {
 }
 
 func (s *Service) vault() (*vault.Syncer, *vault.Client, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.syncer == nil {
+	r := s.current.Load()
+	if r.syncer == nil {
 		return nil, nil, ErrVaultOff
 	}
-	return s.syncer, s.client, nil
+	return r.syncer, r.client, nil
 }
 
 // Publish writes an uploaded certificate to the vault on apply (it is the
 // store's trust.Publisher), when publishing is on.
 func (s *Service) Publish(ctx context.Context, list trust.ListName, name string, pemData []byte) (int, error) {
-	s.mu.Lock()
-	client, on := s.client, s.cfg.Publish
-	s.mu.Unlock()
-	if client == nil || !on {
+	r := s.current.Load()
+	if r.client == nil || !r.cfg.Publish {
 		return 0, trust.ErrNotPublished
 	}
-	return client.Write(ctx, string(list), name, pemData)
+	return r.client.Write(ctx, string(list), name, pemData)
 }
 
-// Run syncs with the vault while ctx lasts, restarting the sync whenever
-// Configure changes its settings.
+// Run syncs with the vault periodically while ctx lasts, restarting with
+// the new settings whenever Configure changes them.
 func (s *Service) Run(ctx context.Context) {
 	s.mu.Lock()
 	s.runCtx = ctx
-	if err := s.startLocked(); err != nil {
-		s.log.Error("vault sync not started", "error", err)
-	}
+	s.startLocked()
 	s.mu.Unlock()
 	<-ctx.Done()
 	s.mu.Lock()
@@ -176,57 +185,61 @@ func (s *Service) Run(ctx context.Context) {
 	s.mu.Unlock()
 }
 
-// Configure replaces the settings and restarts the sync with them.
+// Configure replaces the settings: the vault client and syncer are built
+// anew, and the periodic sync, if running, restarts with them. On error
+// the sync is off.
 func (s *Service) Configure(cfg Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.cfg = cfg
-	if s.runCtx == nil {
-		return nil
-	}
 	s.stopLocked()
-	return s.startLocked()
+	next := &running{cfg: cfg}
+	var err error
+	if cfg.Vault != nil {
+		if next.client, err = vault.New(*cfg.Vault); err != nil {
+			err = fmt.Errorf("vault client: %w", err)
+			next = &running{cfg: cfg}
+		} else {
+			next.syncer = vault.NewSyncer(vault.SyncerOptions{
+				Source: next.client, Target: syncTarget{s}, Interval: cfg.PollInterval, Report: s.report, Logger: s.log,
+			})
+		}
+	}
+	s.current.Store(next)
+	s.startLocked()
+	return err
 }
 
-func (s *Service) startLocked() error {
-	if s.cfg.Vault == nil {
-		return nil
+// startLocked starts the periodic sync when Run runs and a vault is set.
+func (s *Service) startLocked() {
+	r := s.current.Load()
+	if s.runCtx == nil || r.syncer == nil {
+		return
 	}
-	client, err := vault.New(*s.cfg.Vault)
-	if err != nil {
-		return fmt.Errorf("vault client: %w", err)
-	}
-	s.client = client
-	s.syncer = vault.NewSyncer(vault.SyncerOptions{
-		Source: client, Target: syncTarget{s}, Interval: s.cfg.PollInterval, Report: s.report, Logger: s.log,
-	})
 	ctx, cancel := context.WithCancel(s.runCtx)
 	s.stopRun, s.done = cancel, make(chan struct{})
 	go func(syncer *vault.Syncer, done chan struct{}) {
 		defer close(done)
 		syncer.Run(ctx)
-	}(s.syncer, s.done)
-	v := s.cfg.Vault
+	}(r.syncer, s.done)
+	v := r.cfg.Vault
 	s.log.Info("vault sync started", "address", v.Address, "path", v.Mount+"/"+v.Prefix, "auth", v.Auth.Method, "device", s.deviceID)
-	return nil
 }
 
+// stopLocked stops the periodic sync and waits for it.
 func (s *Service) stopLocked() {
 	if s.stopRun == nil {
 		return
 	}
 	s.stopRun()
 	<-s.done
-	s.stopRun, s.done, s.client, s.syncer = nil, nil, nil, nil
+	s.stopRun, s.done = nil, nil
 }
 
 // report runs after every sync attempt: with ReportStatus on it writes this
 // gateway's applied version and fingerprints to the vault.
 func (s *Service) report(ctx context.Context, syncErr error) {
-	s.mu.Lock()
-	client, on := s.client, s.cfg.ReportStatus
-	s.mu.Unlock()
-	if client == nil || !on {
+	r := s.current.Load()
+	if r.client == nil || !r.cfg.ReportStatus {
 		return
 	}
 	applied, err := s.Applied()
@@ -252,7 +265,7 @@ func (s *Service) report(ctx context.Context, syncErr error) {
 	}
 	// After a failed sync the vault is likely out of reach: the report's
 	// failure says nothing new.
-	if err := client.ReportStatus(ctx, st); err != nil && syncErr == nil {
+	if err := r.client.ReportStatus(ctx, st); err != nil && syncErr == nil {
 		s.log.Warn("report trust status to the vault", "error", err)
 	}
 }
@@ -282,10 +295,7 @@ func (t syncTarget) Stage(ctx context.Context, set []vault.Secret) error {
 	for _, r := range v.Rejected {
 		t.s.log.Warn("vault certificate rejected", "list", r.List, "name", r.Name, "reason", r.Reason)
 	}
-	t.s.mu.Lock()
-	auto := t.s.cfg.AutoApply
-	t.s.mu.Unlock()
-	if !auto {
+	if !t.s.current.Load().cfg.AutoApply {
 		t.s.log.Info("vault sync staged a new trust version; apply it to use it", "version", v.Number)
 		return nil
 	}

@@ -1,7 +1,8 @@
 // Package cli implements the edgegate subcommands that manage a gateway
 // from its own shell: "edgegate user" (MQTT username/password accounts),
 // "edgegate trace" (client and topic traces), "edgegate cert" and
-// "edgegate ca" (the certificate store and the local CA), and "edgegate
+// "edgegate ca" (the certificate store and the local CA), "edgegate trust"
+// (the trust and issuer lists and their vault sync), and "edgegate
 // provision" (signed provisioning bundles).
 //
 // The commands talk to the running daemon through the admin API on the unix
@@ -70,10 +71,12 @@ const Usage = `usage: edgegate [serve] [--data DIR] [--config FILE]
        edgegate trace client|topic|list|stop ...
        edgegate cert list|show|issue|import|export|renew|revoke ...
        edgegate ca show|rotate ...
+       edgegate trust list|show|upload|delete|add|staged|apply|discard ...
+       edgegate trust versions|rollback|sync|vault|fleet ...
        edgegate provision keygen|sign|verify|apply|hash-password ...
 `
 
-// Run runs the subcommand verb ("user", "trace", "cert", "ca" or
+// Run runs the subcommand verb ("user", "trace", "cert", "ca", "trust" or
 // "provision") with its arguments and returns its exit code: 0 on success,
 // 1 on failure, 2 for a wrong command line (an unknown verb prints Usage).
 func Run(ctx context.Context, verb, dataDir string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -84,6 +87,8 @@ func Run(ctx context.Context, verb, dataDir string, args []string, stdin io.Read
 		return Trace(ctx, dataDir, args, stdout, stderr)
 	case "cert", "ca":
 		return Cert(ctx, verb, dataDir, args, stdin, stdout, stderr)
+	case "trust":
+		return Trust(ctx, dataDir, args, stdout, stderr)
 	case "provision":
 		return Provision(ctx, dataDir, args, stdin, stdout, stderr)
 	}
