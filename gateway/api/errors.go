@@ -30,10 +30,11 @@ type Error struct {
 }
 
 // Confirmation is what applying a trust version would cost: the connected
-// clients whose CA it removes, and those CAs.
+// clients whose CA it removes and those CAs, or an empty trust list.
 type Confirmation struct {
-	Sessions int      `json:"sessions"`
-	CAs      []string `json:"cas"`
+	Sessions         int      `json:"sessions"`
+	CAs              []string `json:"cas"`
+	EmptiesTrustList bool     `json:"emptiesTrustList"`
 }
 
 // FieldProblem is one invalid setting.

@@ -352,7 +352,7 @@ func trustError(err error) error {
 		return nil
 	case errors.As(err, &ce):
 		ae := errorf(http.StatusConflict, "confirmation_required", "%v; send {\"confirm\": true} to apply anyway", ce)
-		ae.body.Confirmation = &Confirmation{Sessions: ce.Sessions, CAs: ce.CAs}
+		ae.body.Confirmation = &Confirmation{Sessions: ce.Sessions, CAs: ce.CAs, EmptiesTrustList: ce.EmptiesTrustList}
 		return ae
 	case errors.Is(err, trust.ErrNotFound):
 		return errorf(http.StatusNotFound, "not_found", "%v", err)

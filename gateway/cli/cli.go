@@ -55,6 +55,12 @@ type apiError struct {
 	Status  int
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Confirmation is set on a "confirmation_required" answer.
+	Confirmation *struct {
+		Sessions         int      `json:"sessions"`
+		CAs              []string `json:"cas"`
+		EmptiesTrustList bool     `json:"emptiesTrustList"`
+	} `json:"confirmation"`
 }
 
 func (e *apiError) Error() string {
@@ -118,9 +124,16 @@ func newDaemon(dataDir string) *daemon {
 	}
 }
 
-// call sends a request with an optional JSON body and decodes a JSON answer
-// into out (when not nil). It returns errDaemonDown when the socket is
-// missing or refuses: nothing was sent, so the caller may fall back.
+// rawBody is a request body sent as it is, not as JSON.
+type rawBody struct {
+	contentType string
+	data        []byte
+}
+
+// call sends a request with an optional body (a rawBody, or a value sent as
+// JSON) and decodes a JSON answer into out (when not nil). It returns
+// errDaemonDown when the socket is missing or refuses: nothing was sent, so
+// the caller may fall back.
 func (d *daemon) call(ctx context.Context, method, path string, body, out any) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -128,20 +141,25 @@ func (d *daemon) call(ctx context.Context, method, path string, body, out any) e
 		defer cancel()
 	}
 	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
+	contentType := "application/json"
+	switch b := body.(type) {
+	case nil:
+	case rawBody:
+		rd, contentType = bytes.NewReader(b.data), b.contentType
+	default:
+		data, err := json.Marshal(b)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		rd = bytes.NewReader(data)
 	}
 	// The host is never resolved: the transport dials the socket.
 	req, err := http.NewRequestWithContext(ctx, method, "http://edgegate"+path, rd)
 	if err != nil {
 		return err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if rd != nil {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := d.hc.Do(req)
 	if err != nil {

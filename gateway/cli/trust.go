@@ -3,16 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -231,9 +228,9 @@ func entryPath(list trust.ListName, id string) string {
 // confirmationRequired is the 409 "confirmation_required" answer of apply
 // and rollback: nothing changed, and retry says how to go ahead.
 type confirmationRequired struct {
-	message  string
 	sessions int
 	cas      []string
+	empties  bool
 	retry    string
 }
 
@@ -243,76 +240,21 @@ func (e *confirmationRequired) Error() string {
 		why = append(why, fmt.Sprintf("it removes CAs that %d connected client session(s) use (%s): those clients could not connect again",
 			e.sessions, orDash(strings.Join(e.cas, ", "))))
 	}
-	// The answer counts sessions but has no field for an emptied trust
-	// list, the other reason to ask; its message names it.
-	if e.sessions == 0 || strings.Contains(e.message, "empties the trust list") {
+	if e.empties {
 		why = append(why, "it empties the trust list: no client certificate would be accepted")
 	}
 	return fmt.Sprintf("not applied: %s.\nNothing was changed; run %q to go ahead anyway", strings.Join(why, ", and "), e.retry)
 }
 
-// send is daemon.call for the requests that call cannot make: a body that is
-// not JSON (a DER upload), and an answer whose error carries a confirmation.
-// body is raw bytes of contentType, or a value to send as JSON when
-// contentType is empty.
-func (c *trustCmd) send(ctx context.Context, method, path, contentType string, body, out any) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, requestTimeout)
-		defer cancel()
-	}
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		data, err := json.Marshal(b)
-		if err != nil {
-			return err
-		}
-		rd, contentType = bytes.NewReader(data), "application/json"
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://edgegate"+path, rd)
-	if err != nil {
+// confirmationOf turns a "confirmation_required" answer into a
+// *confirmationRequired that says to run retry; other errors pass.
+func confirmationOf(err error, retry string) error {
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Code != "confirmation_required" || ae.Confirmation == nil {
 		return err
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := c.d.hc.Do(req)
-	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return errDaemonDown
-		}
-		return fmt.Errorf("talk to edgegate on %s: %w", c.d.socket, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("read the daemon's answer: %w", err)
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			apiError
-			Confirmation *struct {
-				Sessions int      `json:"sessions"`
-				CAs      []string `json:"cas"`
-			} `json:"confirmation"`
-		}
-		_ = json.Unmarshal(data, &e)
-		if e.Code == "confirmation_required" && e.Confirmation != nil {
-			return &confirmationRequired{message: e.Message, sessions: e.Confirmation.Sessions, cas: e.Confirmation.CAs}
-		}
-		e.Status = resp.StatusCode
-		return &e.apiError
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("decode the daemon's answer: %w", err)
-		}
-	}
-	return nil
+	c := ae.Confirmation
+	return &confirmationRequired{sessions: c.Sessions, cas: c.CAs, empties: c.EmptiesTrustList, retry: retry}
 }
 
 func (c *trustCmd) overview(ctx context.Context) (trustOverview, error) {
@@ -430,7 +372,7 @@ func (c *trustCmd) upload(ctx context.Context, list trust.ListName, file, name s
 		path += "?name=" + url.QueryEscape(name)
 	}
 	var v stagedVersion
-	if err := c.send(ctx, "POST", path, contentType, data, &v); err != nil {
+	if err := c.d.call(ctx, "POST", path, rawBody{contentType: contentType, data: data}, &v); err != nil {
 		return err
 	}
 	return printStaged(c.stdout, v)
@@ -540,12 +482,9 @@ func (c *trustCmd) apply(ctx context.Context, n uint64, yes bool) error {
 		n = o.Staged.Number
 	}
 	var v trust.Version
-	err := c.send(ctx, "POST", fmt.Sprintf("%s/versions/%d/apply", trustPath, n), "", confirmBody(yes), &v)
-	if ce, ok := errors.AsType[*confirmationRequired](err); ok {
-		ce.retry = fmt.Sprintf("edgegate trust apply %d --yes", n)
-	}
+	err := c.d.call(ctx, "POST", fmt.Sprintf("%s/versions/%d/apply", trustPath, n), confirmBody(yes), &v)
 	if err != nil {
-		return err
+		return confirmationOf(err, fmt.Sprintf("edgegate trust apply %d --yes", n))
 	}
 	fmt.Fprintf(c.stdout, "Applied version %d", v.Number)
 	return printApplied(c.stdout, v)
@@ -553,12 +492,9 @@ func (c *trustCmd) apply(ctx context.Context, n uint64, yes bool) error {
 
 func (c *trustCmd) rollback(ctx context.Context, yes bool) error {
 	var v trust.Version
-	err := c.send(ctx, "POST", trustPath+"/versions/rollback", "", confirmBody(yes), &v)
-	if ce, ok := errors.AsType[*confirmationRequired](err); ok {
-		ce.retry = "edgegate trust rollback --yes"
-	}
+	err := c.d.call(ctx, "POST", trustPath+"/versions/rollback", confirmBody(yes), &v)
 	if err != nil {
-		return err
+		return confirmationOf(err, "edgegate trust rollback --yes")
 	}
 	fmt.Fprintf(c.stdout, "Rolled back: applied version %d", v.Number)
 	return printApplied(c.stdout, v)
