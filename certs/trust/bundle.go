@@ -72,5 +72,5 @@ func parseDER(data []byte) ([]*x509.Certificate, []*x509.RevocationList, error) 
 	if crlErr == nil {
 		return nil, []*x509.RevocationList{crl}, nil
 	}
-	return nil, nil, fmt.Errorf("%w: neither PEM nor a DER certificate or CRL (as a certificate: %v)", ErrInvalid, certErr)
+	return nil, nil, fmt.Errorf("%w: neither PEM nor a DER certificate or CRL (as a certificate: %w)", ErrInvalid, certErr)
 }

@@ -351,7 +351,7 @@ func TestErrors(t *testing.T) {
 				t.Fatalf("List: %v, want %v", err, tc.want)
 			}
 			for _, other := range []error{vault.ErrUnavailable, vault.ErrForbidden, vault.ErrBadResponse, vault.ErrNotFound} {
-				if other != tc.want && errors.Is(err, other) {
+				if !errors.Is(tc.want, other) && errors.Is(err, other) {
 					t.Errorf("List: %v also matches %v", err, other)
 				}
 			}

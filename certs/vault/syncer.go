@@ -122,7 +122,7 @@ func (s *Syncer) Run(ctx context.Context) {
 			return
 		}
 		s.mu.Lock()
-		d := s.delay(err, s.status.ConsecutiveFailures, rand.Float64())
+		d := s.delay(err, s.status.ConsecutiveFailures, rand.Float64()) //nolint:gosec // G404: jitter spreads a fleet's polls; it needs no secrecy
 		s.status.NextAttempt = s.o.Now().Add(d)
 		s.mu.Unlock()
 		timer.Reset(d)

@@ -248,7 +248,7 @@ func TestRunBacksOffThenConverges(t *testing.T) {
 				t.Fatalf("attempt %d: %d consecutive failures", i+1, st.ConsecutiveFailures)
 			}
 			checkDelay(t, st, base, 0.1)
-			time.Sleep(st.NextAttempt.Sub(time.Now())) // fake time: jumps to the next attempt
+			time.Sleep(time.Until(st.NextAttempt)) // fake time: jumps to the next attempt
 		}
 		synctest.Wait()
 		if _, stages, _ := target.snapshot(); stages != 0 {
@@ -256,7 +256,7 @@ func TestRunBacksOffThenConverges(t *testing.T) {
 		}
 
 		src.set(func(m *memSource) { m.failing = false })
-		time.Sleep(s.Status().NextAttempt.Sub(time.Now()))
+		time.Sleep(time.Until(s.Status().NextAttempt))
 		synctest.Wait()
 		st := s.Status()
 		if st.ConsecutiveFailures != 0 || st.Syncs != 1 || st.Errors != 6 {
@@ -294,7 +294,7 @@ func TestRunJitterWithinBounds(t *testing.T) {
 			st := s.Status()
 			checkDelay(t, st, time.Minute, 0.2)
 			seen[st.NextAttempt.Sub(st.LastAttempt)] = true
-			time.Sleep(st.NextAttempt.Sub(time.Now()))
+			time.Sleep(time.Until(st.NextAttempt))
 		}
 		if len(seen) < 10 {
 			t.Errorf("%d distinct delays in 50 syncs: no jitter?", len(seen))

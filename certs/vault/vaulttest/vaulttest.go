@@ -13,6 +13,7 @@
 package vaulttest
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -129,7 +130,8 @@ func New(t testing.TB, o Options) *Server {
 	s.roleID, s.secretID = s.NewAppRole(o.ReadOnly)
 	s.ca, s.tls = newServerTLS(t)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("vaulttest: listen: %v", err)
 	}
@@ -263,7 +265,8 @@ func (s *Server) Start() {
 	if running {
 		return
 	}
-	ln, err := net.Listen("tcp", s.addr)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", s.addr)
 	if err != nil {
 		s.t.Fatalf("vaulttest: listen again on %s: %v", s.addr, err)
 	}
