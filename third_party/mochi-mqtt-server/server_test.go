@@ -1745,8 +1745,11 @@ func TestServerProcessPublishACLCheckDeny(t *testing.T) {
 				require.Equal(t, tx.expectReponse, buf)
 			}
 
-			require.Equal(t, tx.expectDisconnect, cl.Closed())
+			// edgegate patch (PATCHES.md, "test order"): the reader sees EOF
+			// when Stop closes the connection, before Stop cancels the
+			// client's context: wait for processPublish, then look.
 			wg.Wait()
+			require.Equal(t, tx.expectDisconnect, cl.Closed())
 		})
 	}
 }
