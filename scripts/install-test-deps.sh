@@ -2,8 +2,9 @@
 # Installs the real peers the test suites talk to: mosquitto (the reference
 # broker for benchmarks and interop), mosquitto_pub/mosquitto_sub (MQTT
 # clients for the e2e tests), the openssl CLI (certificate interop tests),
-# headless Chromium (the web UI browser tests, driven over CDP by chromedp) and
-# systemd-analyze (the unit file checks).
+# headless Chromium (the web UI browser tests, driven over CDP by chromedp),
+# systemd-analyze (the unit file checks) and a HashiCorp Vault server (the
+# trust-list sync tests).
 # Idempotent and silent when everything is present.
 #
 # The tests start their own mosquitto on a free port; the one the Debian package
@@ -84,3 +85,9 @@ if [ "$have" != "$pebble_version" ]; then
 	# say) are refused by `go install pkg@version`.
 	GOFLAGS= GOBIN="$gobin" go install "$pebble_module/cmd/pebble@$pebble_version"
 fi
+
+# HashiCorp Vault, the server the trust-list sync tests run in dev mode. Built
+# from Go modules by its own script (a cold build takes many minutes; after
+# that it finds its cached binary and does nothing); it prints the binary's
+# path, which is not needed here.
+"$(dirname "$0")/install-vault.sh" >/dev/null

@@ -239,7 +239,9 @@ func (s *Service) stopLocked() {
 // gateway's applied version and fingerprints to the vault.
 func (s *Service) report(ctx context.Context, syncErr error) {
 	r := s.current.Load()
-	if r.client == nil || !r.cfg.ReportStatus {
+	// An unreachable vault would only make the report wait out its
+	// timeout as well.
+	if r.client == nil || !r.cfg.ReportStatus || errors.Is(syncErr, vault.ErrUnavailable) {
 		return
 	}
 	applied, err := s.Applied()
@@ -263,8 +265,7 @@ func (s *Service) report(ctx context.Context, syncErr error) {
 	for _, fps := range st.Fingerprints {
 		slices.Sort(fps)
 	}
-	// After a failed sync the vault is likely out of reach: the report's
-	// failure says nothing new.
+	// After a failed sync the report's failure says nothing new.
 	if err := r.client.ReportStatus(ctx, st); err != nil && syncErr == nil {
 		s.log.Warn("report trust status to the vault", "error", err)
 	}

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/edgegate/edgegate/certs/vault/vaulttest"
 )
 
 // trustOverview is the part of GET /api/v1/trust the tests read.
@@ -83,14 +81,14 @@ func canConnect(ctx context.Context, t testing.TB, d *daemon, roots *x509.CertPo
 	return true
 }
 
-// TestTrustListVaultSync runs two gateways against one vault (the KV v2
-// fake of certs/vault/vaulttest: no vault server can be built here, see
-// the package doc). Both log in with their device certificates (cert
-// auth), receive a CA added in the vault and accept its clients over mTLS
-// without a restart; a local delete stays local; rollback restores the
-// pool; with the vault down both keep their last-known-good set (also
-// across a restart) and report the error; with the vault back they
-// converge, including on a CA one of them uploaded.
+// TestTrustListVaultSync runs two gateways against one real vault server
+// (vault_test.go: Vault in dev mode with TLS). Both log in with their device
+// certificates (cert auth, role "gateways" trusting their local CAs, no
+// token configured), receive a CA added in the vault and accept its clients
+// over mTLS without a restart; a local delete stays local; rollback restores
+// the pool; with the vault down (suspended: requests time out) both keep
+// their last-known-good set (also across a restart) and report the error;
+// with the vault back they converge, including on a CA one of them uploaded.
 func TestTrustListVaultSync(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t, 180*time.Second)
@@ -102,13 +100,13 @@ func TestTrustListVaultSync(t *testing.T) {
 	a, b := gws[0], gws[1]
 
 	// Enrolment: the vault's cert auth trusts each gateway's local CA.
-	deviceCAs := x509.NewCertPool()
+	var deviceCAs []byte
 	roots := map[*daemon]*x509.CertPool{}
 	for _, d := range gws {
-		deviceCAs.AppendCertsFromPEM(localCA(t, d))
+		deviceCAs = append(deviceCAs, localCA(t, d)...)
 		roots[d] = localCAPool(t, d)
 	}
-	v := vaulttest.New(t, vaulttest.Options{ClientCAs: deviceCAs})
+	v := startVault(ctx, t, deviceCAs)
 	vaultCA := filepath.Join(t.TempDir(), "vault-ca.pem")
 	if err := os.WriteFile(vaultCA, v.CACertPEM(), 0o600); err != nil {
 		t.Fatal(err)
@@ -116,7 +114,7 @@ func TestTrustListVaultSync(t *testing.T) {
 	for _, d := range gws {
 		d.api(t, "PATCH", "/api/v1/settings", obj{"trust": obj{
 			"auto_apply": true,
-			"vault":      obj{"address": v.URL(), "ca_file": vaultCA, "auth_method": "cert", "poll_interval": "1h"},
+			"vault":      obj{"address": v.URL(), "ca_file": vaultCA, "auth_method": "cert", "cert_role": vaultCertRole, "poll_interval": "1h"},
 		}}, http.StatusOK, nil)
 	}
 
@@ -142,6 +140,10 @@ func TestTrustListVaultSync(t *testing.T) {
 	}
 	if trustState(t, a).Sync.DeviceID == trustState(t, b).Sync.DeviceID {
 		t.Fatal("both gateways have the same device id")
+	}
+	// No token is configured: the syncs above ran on tokens of cert logins.
+	if n := v.certLogins(ctx); n < len(gws) {
+		t.Fatalf("the vault holds %d tokens from cert logins to role %q, want one per gateway", n, vaultCertRole)
 	}
 
 	t.Run("delete is local", func(t *testing.T) {
@@ -198,6 +200,7 @@ func TestTrustListVaultSync(t *testing.T) {
 
 	t.Run("vault down keeps last-known-good", func(t *testing.T) {
 		v.Stop()
+		// Each sync waits out the vault client's request timeout (10 s).
 		for _, d := range gws {
 			status, body := d.apiRaw(t, "POST", "/api/v1/trust/sync", "", nil, true)
 			if status != http.StatusBadGateway {

@@ -6,9 +6,11 @@
 // tokens that expire, read-only and read-write policies, and knobs to make
 // it fail, slow or down.
 //
-// It exists because a real vault server cannot be built here; where it
-// simplifies, it does so in ways the client cannot tell apart on the paths
-// it uses. Response bodies follow the samples in the Vault API docs (see
+// The client's unit tests use it for what a real server does not do on
+// demand: expiring tokens mid-sync, garbage, 5xx, slowness. The end-to-end
+// tests run a real Vault (test/vaultserver). Where the fake simplifies, it
+// does so in ways the client cannot tell apart on the paths it uses.
+// Response bodies follow the samples in the Vault API docs (see
 // ../testdata/SOURCES.md).
 package vaulttest
 
