@@ -149,6 +149,13 @@ type testCA struct {
 
 func newTestCA(t testing.TB, cn string) *testCA {
 	t.Helper()
+	return newTestCAUnder(t, cn, nil)
+}
+
+// newTestCAUnder makes a CA signed by parent: an intermediate; a root
+// when parent is nil.
+func newTestCAUnder(t testing.TB, cn string, parent *testCA) *testCA {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +166,11 @@ func newTestCA(t testing.TB, cn string) *testCA {
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	issuer, issuerKey := tmpl, key
+	if parent != nil {
+		issuer, issuerKey = parent.cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Public(), issuerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +179,26 @@ func newTestCA(t testing.TB, cn string) *testCA {
 		t.Fatal(err)
 	}
 	return &testCA{cert: cert, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: key}
+}
+
+// crlPEM is a CRL of ca revoking the given certificates, valid for a day.
+func (ca *testCA) crlPEM(t testing.TB, revoked ...clientCert) []byte {
+	t.Helper()
+	now := time.Now()
+	tmpl := &x509.RevocationList{Number: big.NewInt(now.UnixNano()), ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(24 * time.Hour)}
+	for _, c := range revoked {
+		leaf, err := x509.ParseCertificate(c.tls.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries,
+			x509.RevocationListEntry{SerialNumber: leaf.SerialNumber, RevocationTime: now.Add(-time.Minute)})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.cert, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
 }
 
 // issueClient issues a client certificate for cn.

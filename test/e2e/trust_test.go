@@ -273,3 +273,46 @@ func TestTrustListVaultSync(t *testing.T) {
 		}
 	})
 }
+
+// TestIssuerListChainsAndRevokes shows the issuer list on a live listener:
+// a sensor that sends only its leaf, issued by an intermediate whose root is
+// on the trust list, connects once the intermediate is on the issuer list;
+// the intermediate's CRL, applied with it, refuses a revoked sensor.
+func TestIssuerListChainsAndRevokes(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, 60*time.Second)
+	d := startDaemon(t, obj{
+		"auth":      obj{"allow_anonymous": true},
+		"listeners": obj{"tls": obj{"tls": obj{"client_auth": "required", "client_ca": "local"}}},
+	})
+	roots := localCAPool(t, d)
+	root := newTestCA(t, "plant root")
+	inter := newTestCAUnder(t, "line 4 issuer", root)
+	good, revoked := inter.issueClient(t, "sensor-good"), inter.issueClient(t, "sensor-revoked")
+
+	apply := func(list, name string, pemData []byte) {
+		t.Helper()
+		var staged struct {
+			Number   uint64 `json:"number"`
+			Rejected []struct {
+				Reason string `json:"reason"`
+			} `json:"rejected"`
+		}
+		d.api(t, "POST", "/api/v1/trust/"+list, obj{"name": name, "pem": string(pemData)}, http.StatusCreated, &staged)
+		if len(staged.Rejected) > 0 {
+			t.Fatalf("%s rejected: %+v", name, staged.Rejected)
+		}
+		d.api(t, "POST", "/api/v1/trust/versions/"+strconv.FormatUint(staged.Number, 10)+"/apply", nil, http.StatusOK, nil)
+	}
+	apply("trust", "plant-root", root.certPEM)
+	if canConnect(ctx, t, d, roots, good, "sensor-good") {
+		t.Fatal("a leaf-only client connected without its issuer on the issuer list")
+	}
+	apply("issuer", "line-4", append(slices.Clone(inter.certPEM), inter.crlPEM(t, revoked)...))
+	if !canConnect(ctx, t, d, roots, good, "sensor-good") {
+		t.Fatal("a leaf-only client of the listed issuer is refused")
+	}
+	if canConnect(ctx, t, d, roots, revoked, "sensor-revoked") {
+		t.Fatal("a client revoked by the issuer's CRL connected")
+	}
+}
