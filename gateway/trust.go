@@ -170,13 +170,18 @@ func (g *Gateway) openTrust(st *store.Store, cfg config.Trust, deviceID string) 
 	g.trust.SetStore(ts)
 	// Settings are validated; a missing credentials or CA file is not a
 	// reason to stop serving: the sync stays off and says why.
-	if err := g.configureTrust(config.Trust{}, cfg); err != nil {
+	syncCfg, err := g.trustSyncConfig(cfg)
+	if err == nil {
+		err = g.trust.Configure(syncCfg)
+	}
+	if err != nil {
 		log.Error("vault sync off", "error", err)
 	}
 	return nil
 }
 
-// configureTrust restarts the vault sync with changed trust settings.
+// configureTrust restarts the vault sync with changed trust settings
+// (trust.history applies at the next start: config.RestartOnly).
 func (g *Gateway) configureTrust(old, next config.Trust) error {
 	if reflect.DeepEqual(old, next) {
 		return nil

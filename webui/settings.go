@@ -286,7 +286,27 @@ func generalSettingsForm() settingsForm {
 		{Legend: "Log", Fields: []settingField{
 			{Path: "log.level", Label: "Log level", Kind: settingSelect, Choices: settingsLogLevels},
 		}},
+		{Legend: "Trust lists: vault sync", Hint: "The trust and issuer lists are kept in step with a HashiCorp Vault or OpenBao KV v2 engine. Applies at once.", Fields: []settingField{
+			{Path: "trust.vault.address", Label: "Vault address", Hint: "https://host:8200; empty turns sync off.", Kind: settingText},
+			{Path: "trust.vault.mount", Label: "KV v2 mount", Kind: settingText},
+			{Path: "trust.vault.prefix", Label: "Path prefix", Hint: "Secrets under <prefix>/trust/ and <prefix>/issuer/.", Kind: settingText},
+			{Path: "trust.vault.auth_method", Label: "Log in with", Kind: settingSelect, Choices: vaultAuthMethods},
+			{Path: "trust.vault.cert_role", Label: "Cert auth role", Hint: "Optional: the role to log in as.", Kind: settingText},
+			{Path: "trust.vault.credentials_file", Label: "Credentials file", Hint: "For token or AppRole: VAULT_TOKEN=… or VAULT_ROLE_ID=… and VAULT_SECRET_ID=… lines.", Kind: settingText},
+			{Path: "trust.vault.ca_file", Label: "Vault CA file", Hint: "PEM roots of the vault's HTTPS, besides the system roots and the trust list.", Kind: settingText},
+			{Path: "trust.vault.poll_interval", Label: "Poll interval", Kind: settingDuration},
+			{Path: "trust.auto_apply", Label: "Apply synced versions at once", Kind: settingBool,
+				Hint: "Unless a version would lock connected clients out; otherwise it waits on the Trust page."},
+			{Path: "trust.vault.publish", Label: "Write uploads to the vault", Kind: settingBool},
+			{Path: "trust.vault.report_status", Label: "Report this gateway's status to the vault", Kind: settingBool},
+		}},
 	}}
+}
+
+var vaultAuthMethods = []settingChoice{
+	{config.VaultAuthCert, "device certificate (cert auth)"},
+	{config.VaultAuthToken, "token"},
+	{config.VaultAuthAppRole, "AppRole"},
 }
 
 // settingsView builds the page from the settings in force.

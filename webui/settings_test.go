@@ -180,6 +180,13 @@ func TestSettingsSaveSendsOnlyWhatChanged(t *testing.T) {
 			patch: `{"log":{"level":"debug"}}`, flash: "Saved.",
 		},
 		{
+			name: "vault sync", action: "/settings/general", form: "general-form",
+			set: map[string]string{
+				"trust.vault.address": "https://vault.example:8200", "trust.vault.cert_role": "gateways", "trust.auto_apply": "true",
+			},
+			patch: `{"trust":{"auto_apply":true,"vault":{"address":"https://vault.example:8200","cert_role":"gateways"}}}`, flash: "Saved.",
+		},
+		{
 			name: "same duration written otherwise", action: "/settings/general", form: "general-form",
 			set:   map[string]string{"sys.interval": "60s"},
 			flash: "Nothing to save: no setting was changed.",
@@ -238,6 +245,8 @@ func TestSettingsInvalidInputShowsTheErrorNextToTheField(t *testing.T) {
 			map[string]string{"listeners.ws.path": "mqtt"}, "listeners-ws-path", "Must start with '/'."},
 		{"sys interval", "/settings/general", "general-form",
 			map[string]string{"sys.interval": "0s"}, "sys-interval", "Must be at least 1s."},
+		{"vault over plain http", "/settings/general", "general-form",
+			map[string]string{"trust.vault.address": "http://vault.example:8200"}, "trust-vault-address", "Must be an https URL"},
 		{"sys interval not a duration", "/settings/general", "general-form",
 			map[string]string{"sys.interval": "soon"}, "sys-interval", "Enter a duration"},
 		{"receive maximum beyond its type", "/settings/general", "general-form",

@@ -414,6 +414,9 @@ func RestartOnly(old, next Config) []string {
 	if old.Trace != next.Trace {
 		out = append(out, "trace")
 	}
+	if old.Trust.History != next.Trust.History {
+		out = append(out, "trust.history")
+	}
 	if old.SessionQueueBytes() != next.SessionQueueBytes() {
 		out = append(out, "session queue bound (mqtt.max_queued_bytes, memory.budget_bytes)")
 	}

@@ -269,8 +269,10 @@ func TestRestartOnly(t *testing.T) {
 	next := Defaults()
 	next.Sys.Interval = Duration(time.Second)
 	next.ACL.NoMatch = "deny"
-	if got := strings.Join(RestartOnly(old, next), ","); got != "sys" {
-		t.Errorf("RestartOnly = %q, want sys (acl applies live)", got)
+	next.Trust.AutoApply = true
+	next.Trust.History = 5
+	if got := strings.Join(RestartOnly(old, next), ","); got != "sys,trust.history" {
+		t.Errorf("RestartOnly = %q, want sys,trust.history (acl and trust.auto_apply apply live)", got)
 	}
 }
 
