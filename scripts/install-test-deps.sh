@@ -11,7 +11,8 @@
 # starts as a system service would hold :1883, so it is stopped and disabled.
 set -euo pipefail
 
-packages=(mosquitto mosquitto-clients openssl chromium systemd)
+# patch: install-vault.sh patches the Vault sdk it builds against.
+packages=(mosquitto mosquitto-clients openssl chromium systemd patch)
 
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then
